@@ -1,0 +1,60 @@
+# Two entry points: `make demo` (install, then run the app with sample data) and
+# `make test` (install, then lint, type-check and run the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HOME ?= $(CURDIR)/var/hf
+export TLDEXTRACT_CACHE ?= $(CURDIR)/var/tldextract
+
+.PHONY: install demo test lint typecheck pytest chromium services-stop worker web bench clean
+
+# Reinstalls only when pyproject.toml changes. torch comes first and pinned: an
+# unpinned torch pulled in by another package would be a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) manage.py winnow_demo
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; exit 1; fi; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy curation tests bench
+
+pytest: install chromium
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+worker: install
+	$(VENV)/bin/celery -A curation worker -Q cpu,gpu --loglevel INFO
+
+web: install
+	$(VENV)/bin/gunicorn curation.wsgi --bind 127.0.0.1:8000 --workers 2 --threads 4 --timeout 600
+
+services-stop: install
+	$(PY) manage.py winnow_services stop
+
+bench: install
+	$(PY) bench/import_bench.py
+	$(PY) bench/signal_storage_bench.py
+
+clean:
+	rm -rf $(VENV) var/static

@@ -1,0 +1,296 @@
+"""Core domain: datasets, documents, signals, duplicate groups, imports, API tokens.
+
+Signal values do not live in a Django model: they are typed columns of one wide
+table partitioned by dataset (``curation_signal_row``, see migration 0002 and
+``services/signals.py``), chosen by measurement (bench/signal_storage_bench.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(
+        max_length=1000, blank=True, help_text="Where the documents came from (URL, path, note)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="datasets",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The dataset this one was derived from.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Derived from Document rows after each import (recounted, never incremented).
+    document_count = models.BigIntegerField(default=0)
+    char_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("dataset_detail", args=[self.slug])
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Origin(models.TextChoices):
+        UPLOAD = "upload", "Browser upload"
+        CLI = "cli", "Command line"
+        API = "api", "API"
+        PYTHON = "python", "Python"
+        SAMPLE = "sample", "Sample data"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="import_jobs",
+    )
+    origin = models.CharField(max_length=10, choices=Origin.choices)
+    source_path = models.TextField(help_text="File or directory on the server that is read.")
+    source_name = models.CharField(max_length=500, help_text="Name shown to users.")
+    format = models.CharField(max_length=10, blank=True, help_text="Blank: detected.")
+    text_field = models.CharField(max_length=200, default="text")
+    id_field = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, help_text="Why the whole import failed, if it did.")
+    bytes_total = models.BigIntegerField(default=0)
+    rows_read = models.BigIntegerField(default=0)
+    rows_imported = models.BigIntegerField(default=0)
+    rows_rejected = models.BigIntegerField(default=0)
+    rejection_counts = models.JSONField(
+        default=dict, blank=True, help_text="Rejected rows per reason kind, all of them."
+    )
+    checkpoint = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Last committed record: {source, number, offset}; a resumed run starts after it.",
+    )
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(
+        default=0.0, help_text="Seconds spent reading and writing, summed over attempts."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.source_name} into {self.dataset_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("import_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if self.active_seconds <= 0:
+            return None
+        return self.rows_read / self.active_seconds
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of the source read, from the last committed byte offset when known."""
+        if self.is_finished:
+            return 1.0
+        if not self.checkpoint or not self.bytes_total:
+            return None
+        done = self.checkpoint.get("bytes_done")
+        if done is None:
+            return None
+        return min(1.0, done / self.bytes_total)
+
+
+class ImportRejection(models.Model):
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejections")
+    source = models.CharField(max_length=1000)
+    number = models.BigIntegerField(help_text="1-based line or row number; 0: the whole file.")
+    field = models.CharField(max_length=200, blank=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["source", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "source", "number"], name="import_rejection_unique_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.number}: {self.reason}"
+
+
+class Document(models.Model):
+    # The FK indexes are left out on purpose: (dataset, external_id) covers dataset
+    # lookups, and every index slows the COPY that writes these rows.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="documents", db_index=False
+    )
+    external_id = models.TextField()
+    text = models.TextField()
+    meta = models.JSONField(
+        default=dict, blank=True, help_text="Every source field except the text and the id."
+    )
+    content_hash = models.BigIntegerField(
+        help_text="64-bit BLAKE2b of the text lowercased with whitespace collapsed."
+    )
+    char_count = models.IntegerField()
+    word_count = models.IntegerField()
+    line_count = models.IntegerField()
+    import_job = models.ForeignKey(
+        ImportJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="documents",
+        db_index=False,
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "external_id"], name="document_unique_external_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "id"], name="document_dataset_id_idx"),
+            models.Index(fields=["dataset", "content_hash"], name="document_hash_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.dataset_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("document_detail", args=[self.dataset.slug, self.pk])
+
+
+class Signal(models.Model):
+    """A signal definition. Its values are the column ``column_name`` of the signal table."""
+
+    class Dtype(models.TextChoices):
+        FLOAT = "float", "Float"
+        INT = "int", "Integer"
+        BOOL = "bool", "Boolean"
+        TEXT = "text", "Text"
+        JSON = "json", "JSON"
+
+    name = models.SlugField(max_length=100, unique=True)
+    step = models.CharField(max_length=100, help_text="Name of the step that produces it.")
+    step_version = models.CharField(max_length=50)
+    dtype = models.CharField(max_length=5, choices=Dtype.choices)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def column_name(self) -> str:
+        return f"s_{self.pk}"
+
+
+class DuplicateGroup(models.Model):
+    class Kind(models.TextChoices):
+        EXACT = "exact", "Exact"
+        MINHASH = "minhash", "MinHash"
+        SEMANTIC = "semantic", "Semantic"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="duplicate_groups")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    step = models.CharField(max_length=100)
+    step_version = models.CharField(max_length=50)
+    run_key = models.CharField(
+        max_length=100,
+        help_text="Identifies the run that found the group; one run's groups replace its previous ones.",
+    )
+    size = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["dataset", "kind", "-size"], name="dupgroup_browse_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} group {self.pk} ({self.size})"
+
+
+class DuplicateMember(models.Model):
+    group = models.ForeignKey(DuplicateGroup, on_delete=models.CASCADE, related_name="members")
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="duplicate_memberships"
+    )
+    similarity = models.FloatField(
+        null=True, blank=True, help_text="Similarity to the group's representative."
+    )
+    is_representative = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "document"], name="dupmember_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} in {self.group_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API. Only a SHA-256 of the key is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @staticmethod
+    def new_key() -> str:
+        return "wn_" + secrets.token_urlsafe(32)

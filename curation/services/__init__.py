@@ -1,0 +1,1 @@
+"""Services write: each function changes the database and says what it did."""

@@ -1,0 +1,440 @@
+"""Streaming import: files in, Document rows out through COPY, bad rows reported.
+
+The procedure (``import_job_run``):
+
+1. Claim the job with a conditional UPDATE (a lease); a second worker finds no row
+   to claim and stops.
+2. Stream records from the source (``readers.iter_records``), starting after the
+   job's checkpoint when it is a resumed run.
+3. Every batch is one transaction: COPY the good rows into ``curation_document``,
+   store the rejections (the first ``WINNOW_REJECTIONS_KEPT``; all are counted),
+   advance the counters and the checkpoint, and renew the lease. A worker killed
+   mid-batch loses that batch only; the next run resumes after the last commit.
+4. Recount the dataset from its rows and mark the job finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from curation.errors import ImportSourceError, LeaseLostError, PermanentError
+from curation.models import Dataset, ImportJob, ImportRejection
+from curation.services import readers
+from curation.services.datasets import dataset_recount
+
+logger = logging.getLogger(__name__)
+
+DOCUMENT_COLUMNS = (
+    "dataset_id",
+    "external_id",
+    "text",
+    "meta",
+    "content_hash",
+    "char_count",
+    "word_count",
+    "line_count",
+    "import_job_id",
+)
+# A batch is flushed at this many rows or this many characters of text, whichever first.
+BATCH_CHARS = 64 * 1024 * 1024
+
+
+def content_hash(words: list[str]) -> int:
+    """64-bit signed BLAKE2b of the words joined by one space, lowercased."""
+    digest = hashlib.blake2b(" ".join(words).lower().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def document_row(dataset_id: int, job_id: int, record: readers.Record) -> tuple[Any, ...]:
+    text = record.text
+    words = text.split()
+    return (
+        dataset_id,
+        record.external_id,
+        text,
+        orjson.dumps(record.meta).decode(),
+        content_hash(words),
+        len(text),
+        len(words),
+        text.count("\n") + 1,
+        job_id,
+    )
+
+
+def reason_kind(reason: str) -> str:
+    """The short kind of a rejection reason ("invalid JSON"), used to count them all."""
+    for stop in (":", " (", ";"):
+        reason = reason.split(stop, 1)[0]
+    return reason.strip()[:80] or "rejected"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Batch:
+    records: list[readers.Record] = field(default_factory=list)
+    rejections: list[readers.Rejection] = field(default_factory=list)
+    chars: int = 0
+    rows_read: int = 0
+    last: readers.Record | readers.Rejection | None = None
+
+    def add(self, item: readers.Record | readers.Rejection) -> None:
+        self.last = item
+        self.rows_read += 1
+        if isinstance(item, readers.Record):
+            self.records.append(item)
+            self.chars += len(item.text)
+        else:
+            self.rejections.append(item)
+
+    def full(self, rows: int) -> bool:
+        return self.rows_read >= rows or self.chars >= BATCH_CHARS
+
+
+def import_job_create(
+    *,
+    dataset: Dataset,
+    path: Path | str,
+    origin: str,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    text_field: str = "text",
+    id_field: str = "",
+    fmt: str = "",
+    source_name: str = "",
+) -> ImportJob:
+    """Check the source can be read at all and record a pending job for it."""
+    path = Path(path).resolve()
+    try:
+        detected = fmt or readers.detect_format(path)
+        total = readers.count_bytes(path)
+    except readers.SourceError as exc:
+        raise ImportSourceError(str(exc)) from exc
+    if total == 0:
+        raise ImportSourceError(f"{path.name} is empty (0 bytes): there is nothing to import")
+    if fmt and fmt not in readers.FORMATS:
+        raise ImportSourceError(
+            f"unknown format {fmt!r}: use one of {', '.join(readers.FORMATS)} or leave it out"
+        )
+    if not text_field.strip():
+        raise PermanentError("say which field holds the text (text_field)")
+    return ImportJob.objects.create(
+        dataset=dataset,
+        created_by=user if user is not None and user.is_authenticated else None,
+        origin=origin,
+        source_path=str(path),
+        source_name=source_name or path.name,
+        format=fmt or (detected if detected != "dir" else ""),
+        text_field=text_field.strip(),
+        id_field=id_field.strip(),
+        bytes_total=total,
+    )
+
+
+def import_job_dispatch(*, job: ImportJob) -> None:
+    """Queue the job for a worker once the current transaction commits."""
+    from curation.tasks import import_run
+
+    transaction.on_commit(lambda: import_run.delay(job.pk))
+
+
+def import_job_claim(*, job_id: int, owner: str) -> bool:
+    """Take the job's lease if it is pending or its last holder's lease ran out."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.WINNOW_IMPORT_LEASE_SECONDS)
+    claimed = (
+        ImportJob.objects.filter(pk=job_id)
+        .filter(
+            Q(status=ImportJob.Status.PENDING)
+            | Q(status=ImportJob.Status.RUNNING, lease_expires_at__lt=now)
+        )
+        .update(
+            status=ImportJob.Status.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            started_at=Coalesce("started_at", Value(now)),
+        )
+    )
+    if claimed:
+        ImportJob.objects.filter(pk=job_id).update(attempts=F("attempts") + 1)
+    return bool(claimed)
+
+
+def import_job_run(*, job_id: int, owner: str | None = None) -> ImportJob:
+    """Run (or resume) an import to the end. Safe to call twice: the second finds no lease."""
+    owner = owner or worker_name()
+    if not import_job_claim(job_id=job_id, owner=owner):
+        logger.info("import %s: not claimable (finished or held by a live worker)", job_id)
+        return ImportJob.objects.get(pk=job_id)
+    job = ImportJob.objects.select_related("dataset").get(pk=job_id)
+    logger.info(
+        "import %s: %s claimed %s (attempt %d)", job.pk, owner, job.source_name, job.attempts
+    )
+    try:
+        _import_batches(job, owner)
+    except (readers.SourceError, ImportSourceError) as exc:
+        _finish(job, owner, ImportJob.Status.FAILED, str(exc))
+    except LeaseLostError:
+        logger.warning("import %s: lease lost to another worker; stopping", job.pk)
+    else:
+        _finish(job, owner, ImportJob.Status.SUCCEEDED, "")
+    job.refresh_from_db()
+    return job
+
+
+def import_from_path(
+    *,
+    dataset: Dataset,
+    path: Path | str,
+    text_field: str = "text",
+    id_field: str = "",
+    fmt: str = "",
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    origin: str = ImportJob.Origin.PYTHON,
+) -> ImportJob:
+    """Import in this process, without a worker (the Python API and ``--inline``)."""
+    job = import_job_create(
+        dataset=dataset,
+        path=path,
+        origin=origin,
+        user=user,
+        text_field=text_field,
+        id_field=id_field,
+        fmt=fmt,
+    )
+    return import_job_run(job_id=job.pk)
+
+
+def _records(job: ImportJob) -> Iterator[readers.Record | readers.Rejection]:
+    start_after = None
+    if job.checkpoint:
+        cp = job.checkpoint
+        start_after = (cp["source"], int(cp["number"]), cp.get("offset"))
+    return readers.iter_records(
+        Path(job.source_path),
+        text_field=job.text_field,
+        id_field=job.id_field or None,
+        fmt=job.format or None,
+        max_record_bytes=settings.WINNOW_MAX_RECORD_BYTES,
+        start_after=start_after,
+    )
+
+
+def _import_batches(job: ImportJob, owner: str) -> None:
+    rows = settings.WINNOW_IMPORT_BATCH_ROWS
+    batch = _Batch()
+    clock = time.perf_counter()
+    for item in _records(job):
+        batch.add(item)
+        if batch.full(rows):
+            clock = _flush(job, owner, batch, clock)
+            batch = _Batch()
+    if batch.rows_read:
+        _flush(job, owner, batch, clock)
+
+
+def _split_duplicates(
+    records: list[readers.Record],
+) -> tuple[list[readers.Record], list[readers.Rejection]]:
+    seen: dict[str, readers.Record] = {}
+    unique: list[readers.Record] = []
+    duplicates: list[readers.Rejection] = []
+    for record in records:
+        first = seen.get(record.external_id)
+        if first is None:
+            seen[record.external_id] = record
+            unique.append(record)
+        else:
+            duplicates.append(_duplicate(record, f"{first.source}:{first.number}"))
+    return unique, duplicates
+
+
+def _duplicate(record: readers.Record, first: str) -> readers.Rejection:
+    return readers.Rejection(
+        source=record.source,
+        number=record.number,
+        reason=(
+            f"duplicate id: {record.external_id!r} is already used by {first}; "
+            "the first one is kept; give each record its own id"
+        ),
+        field="id",
+    )
+
+
+def _copy_documents(job: ImportJob, records: list[readers.Record]) -> list[readers.Rejection]:
+    """COPY the rows; returns rejections for ids the dataset already had.
+
+    The common case is one plain COPY. When an id already exists (from an earlier
+    import), the batch goes through a staging table and ON CONFLICT DO NOTHING.
+    """
+    rows = [document_row(job.dataset_id, job.pk, record) for record in records]
+    columns = ", ".join(DOCUMENT_COLUMNS)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY curation_document ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return []
+    except psycopg.errors.UniqueViolation:
+        pass
+    except Exception as exc:  # noqa: BLE001 - Django wraps psycopg errors
+        if not isinstance(getattr(exc, "__cause__", None), psycopg.errors.UniqueViolation):
+            raise
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS winnow_import_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM curation_document WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE winnow_import_stage")
+        with cursor.cursor.copy(f"COPY winnow_import_stage ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO curation_document ({columns}) SELECT {columns} FROM winnow_import_stage "
+            "ON CONFLICT (dataset_id, external_id) DO NOTHING RETURNING external_id"
+        )
+        inserted = {row[0] for row in cursor.fetchall()}
+    return [
+        _duplicate(record, "a document already in the dataset")
+        for record in records
+        if record.external_id not in inserted
+    ]
+
+
+def _store_rejections(job: ImportJob, rejections: list[readers.Rejection]) -> None:
+    room = settings.WINNOW_REJECTIONS_KEPT - min(job.rows_rejected, settings.WINNOW_REJECTIONS_KEPT)
+    kept = rejections[: max(0, room)]
+    if kept:
+        ImportRejection.objects.bulk_create(
+            [
+                ImportRejection(
+                    job=job,
+                    source=r.source,
+                    number=r.number,
+                    field=r.field or "",
+                    reason=r.reason,
+                )
+                for r in kept
+            ],
+            ignore_conflicts=True,
+        )
+    counts = dict(job.rejection_counts)
+    for r in rejections:
+        kind = reason_kind(r.reason)
+        counts[kind] = counts.get(kind, 0) + 1
+    job.rejection_counts = counts
+
+
+def _flush(job: ImportJob, owner: str, batch: _Batch, clock: float) -> float:
+    started = time.perf_counter()
+    with transaction.atomic():
+        unique, repeated = _split_duplicates(batch.records)
+        existing = _copy_documents(job, unique) if unique else []
+        imported = len(unique) - len(existing)
+        rejections = batch.rejections + repeated + existing
+        _store_rejections(job, rejections)
+        last = batch.last
+        assert last is not None
+        offset = getattr(last, "offset", None)
+        checkpoint = {
+            "source": last.source,
+            "number": last.number,
+            "offset": offset,
+            "bytes_done": offset if offset is not None else None,
+        }
+        now = timezone.now()
+        job.rows_read += batch.rows_read
+        job.rows_imported += imported
+        job.rows_rejected += len(rejections)
+        elapsed = time.perf_counter() - clock
+        job.active_seconds += elapsed
+        updated = ImportJob.objects.filter(pk=job.pk, lease_owner=owner).update(
+            rows_read=job.rows_read,
+            rows_imported=job.rows_imported,
+            rows_rejected=job.rows_rejected,
+            rejection_counts=job.rejection_counts,
+            checkpoint=checkpoint,
+            active_seconds=job.active_seconds,
+            lease_expires_at=now + timedelta(seconds=settings.WINNOW_IMPORT_LEASE_SECONDS),
+        )
+        if not updated:
+            raise LeaseLostError(f"import {job.pk}: lease taken over")
+    logger.info(
+        "import %s: batch of %d rows (%d imported, %d rejected) in %.2fs",
+        job.pk,
+        batch.rows_read,
+        imported,
+        len(rejections),
+        time.perf_counter() - started,
+    )
+    return time.perf_counter()
+
+
+@transaction.atomic
+def _finish(job: ImportJob, owner: str, status: str, error: str) -> None:
+    updated = ImportJob.objects.filter(pk=job.pk, lease_owner=owner).update(
+        status=status, error=error, finished_at=timezone.now(), lease_expires_at=None
+    )
+    if not updated:
+        return
+    dataset = Dataset.objects.get(pk=job.dataset_id)
+    dataset_recount(dataset=dataset)
+    if job.rows_imported >= 10_000:
+        # Fresh statistics keep the planner honest after a big load.
+        transaction.on_commit(_analyze_documents)
+    logger.info("import %s: %s (%s)", job.pk, status, error or "ok")
+
+
+def _analyze_documents() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE curation_document")
+
+
+def import_jobs_resume_stale() -> list[int]:
+    """Queue every job whose worker died (lease expired) or whose message was lost."""
+    now = timezone.now()
+    stale = list(
+        ImportJob.objects.filter(
+            Q(status=ImportJob.Status.RUNNING, lease_expires_at__lt=now)
+            | Q(status=ImportJob.Status.PENDING, created_at__lt=now - timedelta(minutes=2))
+        ).values_list("pk", flat=True)
+    )
+    from curation.tasks import import_run
+
+    for job_id in stale:
+        import_run.delay(job_id)
+    return stale
+
+
+def import_jobs_resume_after_restart() -> list[int]:
+    """On worker start: resume running jobs when their (dead) holder's lease runs out."""
+    now = timezone.now()
+    from curation.tasks import import_run
+
+    queued = []
+    for job_id, expires in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list(
+        "pk", "lease_expires_at"
+    ):
+        wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
+        import_run.apply_async((job_id,), countdown=wait)
+        queued.append(job_id)
+    return queued

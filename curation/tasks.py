@@ -1,0 +1,45 @@
+"""Celery tasks of the curation app: thin interfaces that take ids and call one service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from curation.errors import TransientError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    queue="cpu",
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def import_run(self: Any, job_id: int) -> None:
+    from curation.services.imports import import_job_run
+
+    import_job_run(job_id=job_id)
+
+
+@shared_task(queue="cpu")
+def imports_resume_stale() -> None:
+    from curation.services.imports import import_jobs_resume_stale
+
+    resumed = import_jobs_resume_stale()
+    if resumed:
+        logger.info("re-queued stale imports %s", resumed)
+
+
+@worker_ready.connect
+def _resume_after_restart(**_: Any) -> None:
+    """A killed worker's imports hold a lease; queue them to run once it expires."""
+    from curation.services.imports import import_jobs_resume_after_restart
+
+    resumed = import_jobs_resume_after_restart()
+    if resumed:
+        logger.info("will resume imports %s when their leases expire", resumed)

@@ -1,0 +1,167 @@
+"""Pages: thin views that parse, check access, call one service or selector, render."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from curation import selectors
+from curation.errors import CurationError
+from curation.forms import DatasetForm, ImportUploadForm
+from curation.models import Dataset, Document, ImportJob
+from curation.services.datasets import dataset_create
+from curation.services.imports import import_job_create, import_job_dispatch
+
+# htmx stops polling when a response has this status.
+HTMX_STOP_POLLING = 286
+
+
+def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:
+    return get_object_or_404(Dataset, slug=slug)
+
+
+def _get_import_for_user(request: HttpRequest, job_id: int) -> ImportJob:
+    return get_object_or_404(ImportJob.objects.select_related("dataset"), pk=job_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = dataset_create(user=request.user, **form.cleaned_data)
+        except CurationError as exc:
+            form.add_error("name", str(exc))
+        else:
+            return redirect(dataset)
+    return render(
+        request, "curation/dataset_list.html", {"datasets": selectors.dataset_list(), "form": form}
+    )
+
+
+@login_required
+def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, slug)
+    after = request.GET.get("after")
+    page = selectors.document_page(
+        dataset=dataset, after=int(after) if after and after.isdigit() else None
+    )
+    context = {
+        "dataset": dataset,
+        "page": page,
+        "imports": selectors.dataset_imports(dataset=dataset),
+    }
+    if request.htmx:
+        return render(request, "curation/dataset_detail.html#documents", context)
+    return render(request, "curation/dataset_detail.html", context)
+
+
+@login_required
+def document_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, slug)
+    document = get_object_or_404(Document, dataset=dataset, pk=pk)
+    limit = None if request.GET.get("full") else 200_000
+    return render(
+        request,
+        "curation/document_detail.html",
+        {
+            "dataset": dataset,
+            "document": document,
+            "text": document.text if limit is None else document.text[:limit],
+            "truncated": limit is not None and len(document.text) > limit,
+            "meta_json": selectors.document_meta_json(document),
+            "signals": selectors.document_signals(document=document),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_create(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, slug)
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        target = _store_upload(upload)
+        try:
+            job = import_job_create(
+                dataset=dataset,
+                path=target,
+                origin=ImportJob.Origin.UPLOAD,
+                user=request.user,
+                text_field=form.cleaned_data["text_field"],
+                id_field=form.cleaned_data["id_field"],
+                fmt=form.cleaned_data["format"],
+                source_name=upload.name,
+            )
+        except CurationError as exc:
+            form.add_error("file", str(exc))
+        else:
+            import_job_dispatch(job=job)
+            messages.info(request, f"Import of {upload.name} queued.")
+            return redirect(job)
+    return render(request, "curation/import_create.html", {"dataset": dataset, "form": form})
+
+
+def _store_upload(upload: object) -> Path:
+    """Move the streamed temp file into the uploads dir (a rename on the same disk)."""
+    name = Path(getattr(upload, "name", "upload")).name
+    target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
+    temp_path = getattr(upload, "temporary_file_path", None)
+    if temp_path is not None:
+        shutil.move(temp_path(), target)
+    else:
+        with open(target, "wb") as out:
+            for chunk in upload.chunks():  # type: ignore[attr-defined]
+                out.write(chunk)
+    return target
+
+
+@login_required
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_import_for_user(request, pk)
+    context = {
+        "job": job,
+        "dataset": job.dataset,
+        "rejections": selectors.import_rejections(job=job),
+    }
+    if request.htmx:
+        response = render(request, "curation/import_detail.html#progress", context)
+        if job.is_finished:
+            # Stop polling, but swap in the final state first: htmx still renders a 286.
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    return render(request, "curation/import_detail.html", context)
+
+
+@login_required
+def import_rejections_download(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    job = _get_import_for_user(request, pk)
+
+    class _Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(_Echo())
+    rows = selectors.import_rejections(job=job, limit=None).values_list(
+        "source", "number", "field", "reason"
+    )
+
+    def stream():  # type: ignore[no-untyped-def]
+        yield writer.writerow(["source", "line_or_row", "field", "reason"])
+        for row in rows.iterator(chunk_size=1000):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejections.csv"'
+    return response

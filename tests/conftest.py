@@ -1,0 +1,123 @@
+"""Shared fixtures: real PostgreSQL (pytest-django's test database), real Redis, real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made
+# beside it are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url(params: dict[str, Any]) -> str:
+    """A DATABASE_URL for the connection settings Django is using now (the test database)."""
+    user = params.get("USER") or "postgres"
+    host = params.get("HOST") or ""
+    name = params["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{name}?host={host}"
+    port = params.get("PORT") or 5432
+    return f"postgresql://{user}@{host}:{port}/{name}"
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
+        self.proc = proc
+        self.name = name
+        self.log = log
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost host would: no cleanup runs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(
+    transactional_db: None, settings: Any, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real Celery worker processes on the test database; all are stopped afterwards."""
+    from django.db import connection
+
+    from curation.celery import app
+
+    started: list[WorkerProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> WorkerProcess:
+        name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        log = tmp_path / f"{name}.log"
+        env = dict(os.environ)
+        env["DATABASE_URL"] = database_url(connection.settings_dict)
+        env["REDIS_URL"] = settings.CELERY_BROKER_URL
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra_env or {})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "curation",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--pool",
+                "solo",
+                "-n",
+                name,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        worker = WorkerProcess(proc, name, log)
+        started.append(worker)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited at start:\n{worker.output()}")
+            if app.control.ping(destination=[name], timeout=0.5):
+                return worker
+        raise RuntimeError(f"worker did not answer within 60 s:\n{worker.output()}")
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
