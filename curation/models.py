@@ -241,7 +241,7 @@ class DuplicateGroup(models.Model):
     step_version = models.CharField(max_length=50)
     run_key = models.CharField(
         max_length=100,
-        help_text="Identifies the run that found the group; one run's groups replace its previous ones.",
+        help_text="The run that found the group; a rerun replaces its groups.",
     )
     size = models.IntegerField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -188,7 +188,7 @@ class Migration(migrations.Migration):
                 (
                     "run_key",
                     models.CharField(
-                        help_text="Identifies the run that found the group; one run's groups replace its previous ones.",
+                        help_text="The run that found the group; a rerun replaces its groups.",
                         max_length=100,
                     ),
                 ),

@@ -30,5 +30,7 @@ class Command(BaseCommand):
         else:
             pg = embedded._postgres_pid(root / "postgres")
             redis = embedded._redis_state(root)
-            self.stdout.write(f"postgres: {f'running pid {pg}' if pg else 'stopped'}")
-            self.stdout.write(f"redis: {f"running pid {redis['pid']}" if redis else 'stopped'}")
+            pg_state = f"running pid {pg}" if pg else "stopped"
+            redis_state = "running pid {}".format(redis["pid"]) if redis else "stopped"
+            self.stdout.write(f"postgres: {pg_state}")
+            self.stdout.write(f"redis: {redis_state}")
