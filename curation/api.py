@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
 from curation import selectors
@@ -103,8 +103,8 @@ def list_datasets(request: HttpRequest) -> list[Dataset]:
 
 
 @api.post("/datasets", response={201: DatasetOut}, tags=["datasets"])
-def create_dataset(request: HttpRequest, payload: DatasetIn) -> tuple[int, Dataset]:
-    return 201, dataset_create(user=request.user, **payload.dict())
+def create_dataset(request: HttpRequest, payload: DatasetIn) -> Status[Dataset]:
+    return Status(201, dataset_create(user=request.user, **payload.dict()))
 
 
 @api.get("/datasets/{slug}", response=DatasetOut, tags=["datasets"])
@@ -127,7 +127,7 @@ def get_dataset(request: HttpRequest, slug: str) -> Dataset:
 )
 def create_import(
     request: HttpRequest, slug: str, text_field: str = "text", id_field: str = ""
-) -> tuple[int, ImportJob]:
+) -> Status[ImportJob]:
     """Stream an NDJSON body into the dataset; poll the returned import for its report."""
     dataset = get_object_or_404(Dataset, slug=slug)
     gz = request.headers.get("Content-Encoding", "").lower() == "gzip"
@@ -145,7 +145,7 @@ def create_import(
         source_name=f"api upload {timezone.now():%Y-%m-%d %H:%M:%S}",
     )
     import_job_dispatch(job=job)
-    return 202, job
+    return Status(202, job)
 
 
 @api.get("/imports/{job_id}", response=ImportOut, tags=["imports"])

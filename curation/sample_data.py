@@ -138,6 +138,19 @@ _BLOCK_LINE = re.compile(r"^(?:\s|[-*•+|]\s|\d+[.)]\s|>>>|\.\.\.|[-=~^*#]{3,}\
 _PLACEHOLDER = re.compile(r"%|\{|\}|<|>|\\")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _UNDERLINE = re.compile(r"^\s*([*=~^-])\1{2,}\s*$")
+_NOT_PROSE = re.compile(
+    r"copyright|licen[cs]e|all rights reserved|-\*-|noqa|type: ?ignore|pragma|fmt: |XXX|TODO",
+    re.IGNORECASE,
+)
+_PROSE_WORD = re.compile(r"^[(\"']?[A-Za-z][a-z']*[)\"']?[,.;:!?]?[)\"']?$")
+_COMMENT_RUN = re.compile(r"(?m)(?:^[ \t]*#(?!!).*(?:\n|\Z))+")
+_NON_ALPHA_WORD = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
+# Two spaces after a sentence are old typing habit; elsewhere they align table columns.
+_ALIGNED = re.compile(r"(?<![.!?:)\"']) {2,}|\t")
+_STOP_WORDS = frozenset(
+    "the of and to is that it for with this be are if by from not which when will can has "
+    "have was were been a an in on as or".split()
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -247,7 +260,12 @@ class _Chunk:
 
     @property
     def text(self) -> str:
-        return "\n\n".join(f"{s.heading}\n{s.body}" for s in self.sections)
+        return "\n\n".join(f"{s.heading}\n{s.body}" if s.heading else s.body for s in self.sections)
+
+    @property
+    def title(self) -> str:
+        module = self.source.split(":", 1)[1].split("+")[0]
+        return next((s.heading for s in self.sections if s.heading), module)
 
 
 @dataclass(frozen=True)
@@ -256,6 +274,7 @@ class _Corpus:
     code: tuple[tuple[str, str], ...]
     summaries: tuple[tuple[str, str], ...]
     long_material: tuple[str, ...]
+    long_chunks: tuple[_Chunk, ...]
     foreign: dict[str, tuple[tuple[str, str], ...]]
     rtl: tuple[str, ...]
     accented: tuple[str, ...]
@@ -292,11 +311,9 @@ def _plan(size: int, corpus: _Corpus) -> dict[str, int]:
     originals = plan["exact_duplicate"] + plan["normalized_duplicate"] + plan["near_duplicate"]
     if plan["clean"] < originals:
         raise ValueError(f"size {size} is too small for the planned noise")
-    prose = sum(
-        plan[kind]
-        for kind in ("clean", "boilerplate", "markup", "list", "symbol", "ellipsis", "unicode")
-    )
-    if prose > len(corpus.chunks):
+    prose = sum(plan[kind] for kind in ("clean", "boilerplate", "markup", "unicode"))
+    reused = plan["list"] + plan["symbol"] + plan["ellipsis"]
+    if prose > len(corpus.chunks) or reused > len(corpus.long_chunks):
         limit = math.floor(size * len(corpus.chunks) / prose)
         raise ValueError(
             f"size {size} needs {prose} distinct English documents but the offline corpus "
@@ -337,16 +354,21 @@ def _assemble(plan: dict[str, int], corpus: _Corpus, rng: random.Random) -> list
         text = _normalized_variant(docs[original].text, rng)
         docs.append(_Doc(text, docs[original].source, ["normalized_duplicate"], original))
 
+    # Bullets, hashtags and truncation change the text enough that these three can reuse the
+    # material of the long documents, which leaves more of the prose pool for clean documents.
+    reused = list(corpus.long_chunks)
+    rng.shuffle(reused)
+    reused_iter = iter(reused)
     derived = (
-        ("boilerplate", _boilerplate),
-        ("markup", _markup),
-        ("list", _bulleted),
-        ("symbol", _symbolic),
-        ("ellipsis", _ellipsized),
+        ("boilerplate", _boilerplate, taken),
+        ("markup", _markup, taken),
+        ("list", _bulleted, reused_iter),
+        ("symbol", _symbolic, reused_iter),
+        ("ellipsis", _ellipsized, reused_iter),
     )
-    for kind, make in derived:
+    for kind, make, pool in derived:
         for k in range(plan[kind]):
-            chunk = next(taken)
+            chunk = next(pool)
             tags = [kind]
             if kind == "markup" and k < plan["script"]:
                 tags.append("script")
@@ -534,12 +556,13 @@ def _markup(chunk: _Chunk, rng: random.Random, *, script: bool = False) -> str:
         href = "https://docs.djangoproject.com/en/5.2/ref/"
     else:
         href = f"https://docs.python.org/3/library/{module.split('.')[0]}.html"
-    out = ['<div class="document">', f"<h1>{html.escape(chunk.sections[0].heading)}</h1>"]
+    out = ['<div class="document">', f"<h1>{html.escape(chunk.title)}</h1>"]
     for section in chunk.sections:
-        anchor = html.escape(section.heading.lower().replace(".", "-"), quote=True)
-        out.append(f'<h2 id="{anchor}">{html.escape(section.heading)}</h2>')
+        if section.heading:
+            anchor = html.escape(section.heading.lower().replace(".", "-"), quote=True)
+            out.append(f'<h2 id="{anchor}">{html.escape(section.heading)}</h2>')
         out.extend(f"<p>{html.escape(p)}</p>" for p in section.body.split("\n\n"))
-    if len(chunk.sections) > 1 or rng.random() < 0.5:
+    if all(s.heading for s in chunk.sections) and (len(chunk.sections) > 1 or rng.random() < 0.5):
         out.append("<table>")
         out.append("<tr><th>Name</th><th>Summary</th></tr>")
         for section in chunk.sections:
@@ -559,13 +582,13 @@ def _bulleted(chunk: _Chunk, rng: random.Random) -> str:
     lines = []
     for section in chunk.sections:
         lines.extend(f"{marker} {s}" for s in _sentences(section.body))
-    return "\n".join([chunk.sections[0].heading, *lines])
+    return "\n".join([chunk.title, *lines])
 
 
 def _symbolic(chunk: _Chunk, rng: random.Random) -> str:
     """Hashtag and banner heavy text, as in scraped social posts and ASCII-art headers."""
     bar = rng.choice(("#", "=", "*")) * rng.randint(30, 60)
-    lines = [bar, f"### {chunk.sections[0].heading} ###", bar]
+    lines = [bar, f"### {chunk.title} ###", bar]
     for section in chunk.sections:
         for sentence in _sentences(section.body):
             tags = sorted({w.lower() for w in _WORD.findall(sentence)})[:4]
@@ -668,9 +691,12 @@ def _load_corpus() -> _Corpus:
     django_root = Path(django.__file__).parent
     prose: list[tuple[str, str, str]] = []
     long_material: list[str] = []
+    reserved_sections: list[tuple[str, str, str]] = []
     for source, qualname, doc, reserved in _docstrings(stdlib, django_root):
         if reserved:
             long_material.append(_reflow(doc))
+            if _clean_enough(doc, min_words=8) and ">>>" not in doc:
+                reserved_sections.append((source, qualname, _reflow(doc)))
         else:
             prose.append((source, qualname, doc))
     prose.extend(_reference_topics())
@@ -706,7 +732,7 @@ def _load_corpus() -> _Corpus:
             if ">>>" not in p and _clean_enough(p, min_words=1)
         ]
         body = "\n\n".join(paragraphs)
-        if _clean_enough(body, min_words=8):
+        if _clean_enough(body, min_words=8) and _english_share(body) >= 0.12:
             kept.append((source, qualname, body))
 
     foreign = {lang: tuple(_foreign_pool(django_root, lang)) for lang in OTHER_LANGUAGES}
@@ -720,6 +746,7 @@ def _load_corpus() -> _Corpus:
         code=tuple(_pack_code(code_docs)),
         summaries=tuple(summaries[k] for k in sorted(summaries)),
         long_material=tuple(long_material),
+        long_chunks=tuple(_pack(reserved_sections)),
         foreign=foreign,
         rtl=tuple(rtl),
         accented=tuple(accented),
@@ -736,11 +763,30 @@ def _docstrings(stdlib: Path, django_root: Path) -> Iterator[tuple[str, str, str
             module = ".".join(path.relative_to(base).with_suffix("").parts)
             module = module.removesuffix(".__init__")
             try:
-                tree = ast.parse(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                tree = ast.parse(text)
             except (SyntaxError, UnicodeDecodeError, ValueError):
                 continue
             for qualname, doc in _walk(tree, module.rsplit(".", 1)[-1]):
                 yield f"{label}:{module}", qualname, doc, reserved
+            for block in _comment_blocks(text):
+                yield f"{label}-comments:{module}", "", block, reserved
+
+
+def _comment_blocks(source: str) -> Iterator[str]:
+    """Runs of whole-line comments that read as prose, joined into one paragraph each.
+
+    Licence headers and commented-out code are left out: the first would look like injected
+    boilerplate, the second is not prose.
+    """
+    for match in _COMMENT_RUN.finditer(source):
+        lines = match.group().split("\n")
+        text = " ".join(" ".join(line.strip().lstrip("#") for line in lines).split())
+        words = text.split()
+        if len(words) < 20 or _NOT_PROSE.search(text):
+            continue
+        if sum(1 for w in words if _PROSE_WORD.match(w)) >= 0.7 * len(words):
+            yield text
 
 
 def _reference_topics() -> Iterator[tuple[str, str, str]]:
@@ -790,8 +836,7 @@ def _clean_enough(text: str, *, min_words: int) -> bool:
         return False
     if _CONTROL.search(text):
         return False
-    alpha = sum(1 for w in words if any(c.isalpha() for c in w))
-    if alpha < 0.8 * len(words):
+    if len(_NON_ALPHA_WORD.findall(text)) > 0.2 * len(words):
         return False
     lines = [line for line in text.splitlines() if line.strip()]
     bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "-", "*")))
@@ -804,16 +849,22 @@ def _clean_enough(text: str, *, min_words: int) -> bool:
     )
 
 
+def _english_share(text: str) -> float:
+    """Share of words that are common English function words; lists of names score near 0."""
+    words = [w.strip(".,;:!?()[]\"'").lower() for w in text.split()]
+    return sum(1 for w in words if w in _STOP_WORDS) / max(1, len(words))
+
+
 def _reflow(doc: str) -> str:
     """Join hard-wrapped prose paragraphs into one line each, as web text usually is.
 
     Paragraphs with indentation, bullets, tables or code keep their line breaks.
     """
     out = []
-    for paragraph in re.split(r"\n\s*\n", doc.strip()):
+    for paragraph in re.split(r"\n\s*\n", doc.strip("\n")):
         lines = paragraph.split("\n")
         wrapped = len(lines) > 1 and not any(
-            _BLOCK_LINE.match(line) or "  " in line.strip() for line in lines
+            _BLOCK_LINE.match(line) or _ALIGNED.search(line.strip()) for line in lines
         )
         out.append(" ".join(lines) if wrapped else "\n".join(line.rstrip() for line in lines))
     return "\n\n".join(out)
@@ -832,14 +883,14 @@ def _pack(docs: Sequence[tuple[str, str, str]]) -> Iterator[_Chunk]:
         sizer = random.Random(source)
         current: list[_Section] = []
         words = 0
-        target = sizer.randint(CHUNK_MIN_WORDS, 120)
+        target = sizer.randint(CHUNK_MIN_WORDS, 150)
         for section in _split_long(sections):
             current.append(section)
             words += len(section.heading.split()) + len(section.body.split())
             if words >= target:
                 yield _chunk(source, current)
                 current, words = [], 0
-                target = sizer.randint(CHUNK_MIN_WORDS, 120)
+                target = sizer.randint(CHUNK_MIN_WORDS, 150)
         if words >= CHUNK_MIN_WORDS:
             yield _chunk(source, current)
 
@@ -847,7 +898,7 @@ def _pack(docs: Sequence[tuple[str, str, str]]) -> Iterator[_Chunk]:
 def _chunk(source: str, sections: list[_Section]) -> _Chunk:
     name = (
         f"{source}.{sections[0].heading}"
-        if sections[0].heading != source.rsplit(".")[-1]
+        if sections[0].heading and sections[0].heading != source.rsplit(".")[-1]
         else source
     )
     if len(sections) > 1:
@@ -862,7 +913,7 @@ def _split_long(sections: Sequence[_Section]) -> Iterator[_Section]:
         piece: list[str] = []
         for paragraph in paragraphs:
             piece.append(paragraph)
-            if sum(len(p.split()) for p in piece) >= 120:
+            if sum(len(p.split()) for p in piece) >= 150:
                 yield _Section(section.heading, "\n\n".join(piece))
                 piece = []
         if piece:
@@ -938,18 +989,22 @@ def _usable_messages(path: Path) -> tuple[str, ...]:
 
 
 def _parse_po(path: Path) -> Iterator[tuple[str, str]]:
-    """(msgid, first msgstr) of each translated, non-fuzzy entry of a gettext catalog."""
+    """(msgid, first msgstr) of each translated, non-fuzzy entry of a gettext catalog.
+
+    Names of languages (the msgids of the LANGUAGES setting) are skipped: they are not prose.
+    """
     entry: dict[str, str] = {}
     key = ""
-    fuzzy = False
+    skip = False
+    languages = _language_names()
     for raw in [*path.read_text(encoding="utf-8").splitlines(), ""]:
         line = raw.strip()
         if not line:
-            if entry and not fuzzy:
+            if entry and not skip and entry.get("msgid") not in languages:
                 yield entry.get("msgid", ""), entry.get("msgstr", entry.get("msgstr[0]", ""))
-            entry, key, fuzzy = {}, "", False
+            entry, key, skip = {}, "", False
         elif line.startswith("#,") and "fuzzy" in line:
-            fuzzy = True
+            skip = True
         elif line.startswith("#"):
             continue
         elif line.startswith('"') and key:
@@ -959,6 +1014,12 @@ def _parse_po(path: Path) -> Iterator[tuple[str, str]]:
             if value.startswith('"'):
                 key = head
                 entry[key] = _po_unquote(value)
+
+
+@functools.lru_cache(maxsize=1)
+def _language_names() -> frozenset[str]:
+    settings = Path(django.__file__).parent / "conf" / "global_settings.py"
+    return frozenset(re.findall(r'gettext_noop\("([^"]+)"\)', settings.read_text(encoding="utf-8")))
 
 
 _PO_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}

@@ -78,7 +78,16 @@ def document_signals(*, document: Document) -> list[SignalValue]:
         row = cursor.fetchone()
     if row is None:
         return []
-    return [SignalValue(s, v) for s, v in zip(signals, row, strict=True) if v is not None]
+    return [
+        SignalValue(s, _decode(s, v)) for s, v in zip(signals, row, strict=True) if v is not None
+    ]
+
+
+def _decode(signal: Signal, value: Any) -> Any:
+    # Django's psycopg setup hands jsonb to raw cursors as text.
+    if signal.dtype == Signal.Dtype.JSON and isinstance(value, str):
+        return orjson.loads(value)
+    return value
 
 
 def document_meta_json(document: Document) -> str:

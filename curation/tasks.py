@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
-    queue="cpu",
     autoretry_for=(TransientError,),
     retry_backoff=True,
     max_retries=5,
@@ -26,7 +25,7 @@ def import_run(self: Any, job_id: int) -> None:
     import_job_run(job_id=job_id)
 
 
-@shared_task(queue="cpu")
+@shared_task
 def imports_resume_stale() -> None:
     from curation.services.imports import import_jobs_resume_stale
 

@@ -44,9 +44,9 @@ DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 # Arrow batches are converted to Python a batch at a time; 2048 rows keeps the per-batch
 # overhead negligible while bounding memory for wide rows.
 _BATCH_ROWS = 2048
-_READ_BUFFER = 1024 * 1024
-# Oversized lines are drained in chunks of this size so that memory stays bounded.
-_DRAIN_CHUNK = 1024 * 1024
+_READ_BUFFER = 256 * 1024
+# Oversized lines are drained in small chunks: readline(n) briefly holds about 2n bytes.
+_DRAIN_CHUNK = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 _HEAD_BYTES = 64
 
@@ -995,14 +995,29 @@ def _is_text_type(kind: pa.DataType) -> bool:
     )
 
 
-def _is_plain_type(kind: pa.DataType) -> bool:
-    """Whether to_pylist already yields JSON-safe values for this type."""
+def _is_list_type(kind: pa.DataType) -> bool:
     return bool(
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
+
+
+def _is_plain_type(kind: pa.DataType) -> bool:
+    """Whether to_pylist already yields JSON-safe values (no floats, bytes, dates...)."""
+    if (
         _is_text_type(kind)
         or pa.types.is_integer(kind)
         or pa.types.is_boolean(kind)
         or pa.types.is_null(kind)
-    )
+    ):
+        return True
+    if _is_list_type(kind):
+        return _is_plain_type(kind.value_type)
+    if pa.types.is_struct(kind):
+        return all(_is_plain_type(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        # Maps are read as dicts, which JSON can hold only with string keys.
+        return _is_text_type(kind.key_type) and _is_plain_type(kind.item_type)
+    return False
 
 
 def _has_text(kind: pa.DataType) -> bool:
@@ -1013,9 +1028,50 @@ def _has_text(kind: pa.DataType) -> bool:
         return any(_has_text(kind.field(i).type) for i in range(kind.num_fields))
     if pa.types.is_map(kind):
         return _has_text(kind.key_type) or _has_text(kind.item_type)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+    if _is_list_type(kind):
         return _has_text(kind.value_type)
     return False
+
+
+def _nested_names_with_nul(kind: pa.DataType) -> bool:
+    if pa.types.is_struct(kind):
+        return any(
+            "\x00" in kind.field(i).name or _nested_names_with_nul(kind.field(i).type)
+            for i in range(kind.num_fields)
+        )
+    if _is_list_type(kind):
+        return _nested_names_with_nul(kind.value_type)
+    if pa.types.is_map(kind):
+        return _nested_names_with_nul(kind.item_type)
+    return False
+
+
+def _nul_rows(array: pa.Array) -> set[int] | None:
+    """Rows whose strings, at any depth, contain NUL; None where no vectorised check exists."""
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        mask = pc.match_substring(array, "\x00")
+        if not pc.any(mask).as_py():
+            return set()
+        return {row for row, hit in enumerate(mask.to_pylist()) if hit}
+    if not _has_text(kind):
+        return set()
+    if _is_list_type(kind):
+        # flatten() honours slicing; list_parent_indices maps each child back to its row.
+        inner = _nul_rows(array.flatten())
+        if not inner:
+            return inner
+        parents = pc.list_parent_indices(array).to_pylist()
+        return {parents[child] for child in inner}
+    if pa.types.is_struct(kind):
+        rows: set[int] = set()
+        for child in array.flatten():
+            found = _nul_rows(child)
+            if found is None:
+                return None
+            rows |= found
+        return rows
+    return None
 
 
 def _json_safe(value: Any) -> Any:
@@ -1082,6 +1138,11 @@ class _ArrowRows:
                     f"{source} has a column name containing NUL, which PostgreSQL cannot "
                     "store; rename the column"
                 )
+            if _nested_names_with_nul(schema.field(name).type):
+                raise _FileProblem(
+                    f"{source}: column {name!r} has a nested field name containing NUL, which "
+                    "PostgreSQL cannot store; rename the field"
+                )
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise _FileProblem(
@@ -1147,26 +1208,24 @@ class _ArrowRows:
             for row in bad_values:
                 bad.setdefault(row, f"column {name!r}: {bad_values[row]}")
             if pa.types.is_float32(kind) or pa.types.is_float64(kind):
+                # Only NaN and infinities need converting; most batches have none.
                 if pc.any(pc.invert(pc.is_finite(array))).as_py():
                     values = [_json_safe(value) for value in values]
             elif not _is_plain_type(kind):
                 values = [_json_safe(value) for value in values]
-            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-                # Vectorised: the common no-NUL batch costs one pass in C.
-                mask = pc.match_substring(array, "\x00")
-                if pc.any(mask).as_py():
-                    check_nul.update(row for row, hit in enumerate(mask.to_pylist()) if hit)
-            elif _has_text(kind):
-                check_nul.update(
+            nul_rows = _nul_rows(array)
+            if nul_rows is None:
+                nul_rows = {
                     row for row, value in enumerate(values) if _find_nul(value, name) is not None
-                )
+                }
+            check_nul |= nul_rows
             names.append(name)
             columns.append(values)
         meta_rows: Iterator[tuple[Any, ...]] | list[tuple[Any, ...]]
         meta_rows = zip(*columns, strict=True) if columns else [()] * len(texts)
         for row, (text, row_values) in enumerate(zip(texts, meta_rows, strict=True)):
             number = first + row
-            if row in bad:
+            if bad and row in bad:
                 yield Rejection(source, number, bad[row])
                 continue
             if text is None:
@@ -1239,13 +1298,12 @@ def _resumed_rows(
     rows: _ArrowRows, batch: pa.RecordBatch, first: int, skip: int
 ) -> Iterator[Record | Rejection]:
     """Rows of `batch` (first row numbered `first`) after row number `skip`."""
-    last = first + batch.num_rows - 1
-    if last <= skip:
-        return
+    # A plain function returning the iterator: one generator layer less per row.
+    if first + batch.num_rows - 1 <= skip:
+        return iter(())
     if first <= skip:
-        yield from rows.rows(batch.slice(skip - first + 1), skip + 1)
-    else:
-        yield from rows.rows(batch, first)
+        return rows.rows(batch.slice(skip - first + 1), skip + 1)
+    return rows.rows(batch, first)
 
 
 def _read_arrow(
