@@ -168,7 +168,7 @@ class Document(models.Model):
         default=dict, blank=True, help_text="Every source field except the text and the id."
     )
     content_hash = models.BigIntegerField(
-        help_text="64-bit BLAKE2b of the text lowercased with whitespace collapsed."
+        help_text="64-bit XXH3 of the text lowercased with whitespace collapsed."
     )
     char_count = models.IntegerField()
     word_count = models.IntegerField()

@@ -28,7 +28,7 @@ import random
 import re
 import sysconfig
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +134,7 @@ _HTML_TAG = re.compile(
     r"input|label|table|select|option|script|strong|textarea|h[1-6])\b[^<>]*>",
     re.IGNORECASE,
 )
-_BLOCK_LINE = re.compile(r"^(?:\s|[-*•+|]\s|\d+[.)]\s|>>>|\.\.\.|[-=~^*#]{3,}\s*$)")
+_BLOCK_LINE = re.compile(r"^(?:\s|[-*•+|]\s|\d+[.)]\s|>>>|\.\.\.|[-=~^*#]{3,}\s*$|\S+\s+--?\s)")
 _PLACEHOLDER = re.compile(r"%|\{|\}|<|>|\\")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _UNDERLINE = re.compile(r"^\s*([*=~^-])\1{2,}\s*$")
@@ -147,9 +147,10 @@ _COMMENT_RUN = re.compile(r"(?m)(?:^[ \t]*#(?!!).*(?:\n|\Z))+")
 _NON_ALPHA_WORD = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
 # Two spaces after a sentence are old typing habit; elsewhere they align table columns.
 _ALIGNED = re.compile(r"(?<![.!?:)\"']) {2,}|\t")
+# English function words that are rare in the other languages of the sample.
 _STOP_WORDS = frozenset(
-    "the of and to is that it for with this be are if by from not which when will can has "
-    "have was were been a an in on as or".split()
+    "the of and to is that it for with this be are if by from not which when will should can "
+    "has have was were been".split()
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -289,7 +290,7 @@ class _Doc:
     jaccard: float | None = None
 
 
-def _json_line(record: dict[str, object]) -> str:
+def _json_line(record: Mapping[str, object]) -> str:
     line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     # json leaves these raw with ensure_ascii=False, but str.splitlines() and some JSONL
     # readers treat them as line breaks; escaped they stay valid JSON on one physical line.
@@ -314,10 +315,11 @@ def _plan(size: int, corpus: _Corpus) -> dict[str, int]:
     prose = sum(plan[kind] for kind in ("clean", "boilerplate", "markup", "unicode"))
     reused = plan["list"] + plan["symbol"] + plan["ellipsis"]
     if prose > len(corpus.chunks) or reused > len(corpus.long_chunks):
-        limit = math.floor(size * len(corpus.chunks) / prose)
+        limit = math.floor(size * min(len(corpus.chunks) / prose, len(corpus.long_chunks) / reused))
         raise ValueError(
-            f"size {size} needs {prose} distinct English documents but the offline corpus "
-            f"has {len(corpus.chunks)}; use size <= {limit}"
+            f"size {size} needs more distinct documents than the offline corpus has "
+            f"({len(corpus.chunks)} prose, {len(corpus.long_chunks)} reserved); "
+            f"use size <= {limit}"
         )
     return plan
 
@@ -346,9 +348,8 @@ def _assemble(plan: dict[str, int], corpus: _Corpus, rng: random.Random) -> list
         copy = _near_duplicate(docs[original].text, donors, rng)
         docs.append(_Doc(copy[0], docs[original].source, ["near_duplicate"], original, copy[1]))
     for k in range(plan["exact_duplicate"]):
-        # Every sixth copy repeats an original that already has one, making a cluster of three.
-        pool = exact_pool[: max(1, k - k // 6)]
-        original = exact_pool[k] if k % 6 else rng.choice(pool)
+        # Every sixth copy repeats an original that already has one: clusters of three or more.
+        original = rng.choice(exact_pool[:k]) if k and k % 6 == 0 else exact_pool[k]
         docs.append(_Doc(docs[original].text, docs[original].source, ["exact_duplicate"], original))
     for original in normalized_pool:
         text = _normalized_variant(docs[original].text, rng)
@@ -579,7 +580,7 @@ def _markup(chunk: _Chunk, rng: random.Random, *, script: bool = False) -> str:
 
 def _bulleted(chunk: _Chunk, rng: random.Random) -> str:
     marker = rng.choice(("•", "•", "-", "-", "*"))
-    lines = []
+    lines: list[str] = []
     for section in chunk.sections:
         lines.extend(f"{marker} {s}" for s in _sentences(section.body))
     return "\n".join([chunk.title, *lines])
@@ -602,7 +603,7 @@ def _symbolic(chunk: _Chunk, rng: random.Random) -> str:
 def _ellipsized(chunk: _Chunk, rng: random.Random) -> str:
     """Teaser lines cut short, as on index pages that link to the full text."""
     mark = rng.choice(("...", "…"))
-    lines = []
+    lines: list[str] = []
     for section in chunk.sections:
         for sentence in _sentences(section.body):
             words = sentence.split()
@@ -676,7 +677,7 @@ def _long_docs(count: int, corpus: _Corpus, rng: random.Random) -> Iterator[_Doc
 def _foreign_docs(count: int, corpus: _Corpus, rng: random.Random) -> Iterator[_Doc]:
     pools = {lang: rng.sample(docs, len(docs)) for lang, docs in sorted(corpus.foreign.items())}
     made = 0
-    while made < count:
+    while made < count and any(pools.values()):
         for lang, pool in pools.items():
             if pool and made < count:
                 source, text = pool.pop()
@@ -690,15 +691,15 @@ def _load_corpus() -> _Corpus:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     django_root = Path(django.__file__).parent
     prose: list[tuple[str, str, str]] = []
-    long_material: list[str] = []
+    long_material: dict[str, str] = {}
     reserved_sections: list[tuple[str, str, str]] = []
     for source, qualname, doc, reserved in _docstrings(stdlib, django_root):
-        if reserved:
-            long_material.append(_reflow(doc))
+        if not reserved:
+            prose.append((source, qualname, doc))
+        elif normalize(doc) not in long_material:
+            long_material[normalize(doc)] = _reflow(doc)
             if _clean_enough(doc, min_words=8) and ">>>" not in doc:
                 reserved_sections.append((source, qualname, _reflow(doc)))
-        else:
-            prose.append((source, qualname, doc))
     prose.extend(_reference_topics())
 
     seen_text: set[str] = set()
@@ -709,30 +710,33 @@ def _load_corpus() -> _Corpus:
     for source, qualname, doc in prose:
         first = doc.split("\n\n")[0].split("\n")[0].strip()
         if _clean_enough(first, min_words=1) and "(" not in first:
-            summaries.setdefault(normalize(first), (f"{source}.{qualname}", first))
+            summaries.setdefault(normalize(first), (_qualified(source, qualname), first))
         key = normalize(doc)
-        if key in seen_text:
+        # A docstring about Django's {% lorem %} tag would put placeholder text in the sample.
+        if key in seen_text or "lorem" in f"{source} {qualname} {key}".lower():
             continue
         seen_text.add(key)
-        # Skip text that mostly repeats an earlier docstring (overrides restating their base
-        # class, backends copying each other) so that the only near duplicates are injected.
-        grams = shingles(doc)
-        if len(grams & seen_shingles) > 0.3 * len(grams):
-            continue
-        seen_shingles |= grams
         if ">>>" in doc:
             examples = _doctest_block(doc)
-            if examples:
-                code_docs.append((f"{source}.{qualname}", examples))
+            if examples and normalize(examples) not in seen_text:
+                seen_text.add(normalize(examples))
+                code_docs.append((_qualified(source, qualname), examples))
         # Paragraphs of code, markup or tables are dropped rather than the whole docstring,
         # so examples and grammar rules do not cost the prose around them.
-        paragraphs = [
-            _reflow(p)
-            for p in re.split(r"\n\s*\n", doc)
-            if ">>>" not in p and _clean_enough(p, min_words=1)
-        ]
+        paragraphs = []
+        for paragraph in re.split(r"\n\s*\n", doc):
+            if ">>>" in paragraph or not _clean_enough(paragraph, min_words=1):
+                continue
+            # Text that mostly repeats an earlier paragraph (overrides restating their base
+            # class, reference topics nesting each other) is left out so that the only near
+            # duplicates in the sample are the injected ones.
+            grams = shingles(paragraph)
+            if len(grams & seen_shingles) > 0.3 * len(grams):
+                continue
+            seen_shingles |= grams
+            paragraphs.append(_reflow(paragraph))
         body = "\n\n".join(paragraphs)
-        if _clean_enough(body, min_words=8) and _english_share(body) >= 0.12:
+        if _clean_enough(body, min_words=8) and _english_share(body) >= 0.1:
             kept.append((source, qualname, body))
 
     foreign = {lang: tuple(_foreign_pool(django_root, lang)) for lang in OTHER_LANGUAGES}
@@ -742,15 +746,20 @@ def _load_corpus() -> _Corpus:
     accented = [s for s in _po_strings(django_root, "fr") if len(s.split()) >= 4]
     accented = [s for s in accented if unicodedata.normalize("NFD", s) != s]
     return _Corpus(
-        chunks=tuple(_pack(kept)),
+        chunks=tuple(c for c in _pack(kept) if _english_share(c.text) >= 0.1),
         code=tuple(_pack_code(code_docs)),
         summaries=tuple(summaries[k] for k in sorted(summaries)),
-        long_material=tuple(long_material),
+        long_material=tuple(long_material.values()),
         long_chunks=tuple(_pack(reserved_sections)),
         foreign=foreign,
         rtl=tuple(rtl),
         accented=tuple(accented),
     )
+
+
+def _qualified(source: str, qualname: str) -> str:
+    module = source.split(":", 1)[1]
+    return source if qualname in ("", module) else f"{source}.{qualname}"
 
 
 def _docstrings(stdlib: Path, django_root: Path) -> Iterator[tuple[str, str, str, bool]]:
@@ -767,7 +776,7 @@ def _docstrings(stdlib: Path, django_root: Path) -> Iterator[tuple[str, str, str
                 tree = ast.parse(text)
             except (SyntaxError, UnicodeDecodeError, ValueError):
                 continue
-            for qualname, doc in _walk(tree, module.rsplit(".", 1)[-1]):
+            for qualname, doc in _walk(tree, module):
                 yield f"{label}:{module}", qualname, doc, reserved
             for block in _comment_blocks(text):
                 yield f"{label}-comments:{module}", "", block, reserved
@@ -802,7 +811,7 @@ def _reference_topics() -> Iterator[tuple[str, str, str]]:
 
 
 def _python_files(root: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         # Only packages are entered, which leaves out site-packages, config-* and data folders.
@@ -871,7 +880,7 @@ def _reflow(doc: str) -> str:
 
 
 def _pack(docs: Sequence[tuple[str, str, str]]) -> Iterator[_Chunk]:
-    """Group consecutive docstrings of one module into reference-page chunks of 50-400 words.
+    """Group consecutive docstrings of one module into reference-page chunks of 50+ words.
 
     Chunk sizes come from a generator seeded by the module name, so the pool does not depend
     on the sample's seed and can be cached.
@@ -896,28 +905,28 @@ def _pack(docs: Sequence[tuple[str, str, str]]) -> Iterator[_Chunk]:
 
 
 def _chunk(source: str, sections: list[_Section]) -> _Chunk:
-    name = (
-        f"{source}.{sections[0].heading}"
-        if sections[0].heading and sections[0].heading != source.rsplit(".")[-1]
-        else source
-    )
+    heading = sections[0].heading
+    name = _qualified(source, heading) if re.fullmatch(r"[\w.]+", heading) else source
     if len(sections) > 1:
         name += f"+{len(sections) - 1}"
     return _Chunk(name, tuple(sections))
 
 
 def _split_long(sections: Sequence[_Section]) -> Iterator[_Section]:
-    """Cut docstrings over 400 words at paragraph breaks so chunks stay page-sized."""
+    """Cut long docstrings at paragraph breaks into pieces of about 150 words.
+
+    Pieces after the first have no heading, so a chunk reads on from one to the next.
+    """
     for section in sections:
-        paragraphs = section.body.split("\n\n")
+        heading = section.heading
         piece: list[str] = []
-        for paragraph in paragraphs:
+        for paragraph in section.body.split("\n\n"):
             piece.append(paragraph)
             if sum(len(p.split()) for p in piece) >= 150:
-                yield _Section(section.heading, "\n\n".join(piece))
-                piece = []
+                yield _Section(heading, "\n\n".join(piece))
+                heading, piece = "", []
         if piece:
-            yield _Section(section.heading, "\n\n".join(piece))
+            yield _Section(heading, "\n\n".join(piece))
 
 
 def _doctest_block(doc: str) -> str:

@@ -146,7 +146,7 @@ class Migration(migrations.Migration):
                 (
                     "content_hash",
                     models.BigIntegerField(
-                        help_text="64-bit BLAKE2b of the text lowercased with whitespace collapsed."
+                        help_text="64-bit XXH3 of the text lowercased with whitespace collapsed."
                     ),
                 ),
                 ("char_count", models.IntegerField()),

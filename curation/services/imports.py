@@ -15,10 +15,11 @@ The procedure (``import_job_run``):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import xxhash
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
@@ -58,9 +60,9 @@ BATCH_CHARS = 64 * 1024 * 1024
 
 
 def content_hash(words: list[str]) -> int:
-    """64-bit signed BLAKE2b of the words joined by one space, lowercased."""
-    digest = hashlib.blake2b(" ".join(words).lower().encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """64-bit XXH3 of the words joined by one space, lowercased, as a signed bigint."""
+    value = xxhash.xxh3_64_intdigest(" ".join(words).lower())
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def document_row(dataset_id: int, job_id: int, record: readers.Record) -> tuple[Any, ...]:
@@ -92,7 +94,12 @@ def worker_name() -> str:
 
 @dataclass
 class _Batch:
+    """Records read and turned into COPY rows (``rows[i]`` is ``records[i]``'s row)."""
+
+    dataset_id: int
+    job_id: int
     records: list[readers.Record] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
     rejections: list[readers.Rejection] = field(default_factory=list)
     chars: int = 0
     rows_read: int = 0
@@ -103,6 +110,7 @@ class _Batch:
         self.rows_read += 1
         if isinstance(item, readers.Record):
             self.records.append(item)
+            self.rows.append(document_row(self.dataset_id, self.job_id, item))
             self.chars += len(item.text)
         else:
             self.rejections.append(item)
@@ -240,32 +248,84 @@ def _records(job: ImportJob) -> Iterator[readers.Record | readers.Rejection]:
 
 
 def _import_batches(job: ImportJob, owner: str) -> None:
-    rows = settings.WINNOW_IMPORT_BATCH_ROWS
-    batch = _Batch()
     clock = time.perf_counter()
-    for item in _records(job):
-        batch.add(item)
-        if batch.full(rows):
-            clock = _flush(job, owner, batch, clock)
-            batch = _Batch()
-    if batch.rows_read:
-        _flush(job, owner, batch, clock)
+    for batch in _prepared_batches(job):
+        clock = _flush(job, owner, batch, clock)
+
+
+_DONE = object()
+
+
+def _prepared_batches(job: ImportJob) -> Iterator[_Batch]:
+    """Read, validate and hash batches in a thread, up to two ahead of the writer.
+
+    Parsing is Python work and COPY is PostgreSQL work; while this thread prepares
+    the next batch, the caller waits on the server for the previous one (the wait
+    releases the GIL), so the two overlap as in a single long COPY. The thread
+    never touches the database.
+    """
+    rows = settings.WINNOW_IMPORT_BATCH_ROWS
+    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            batch = _Batch(job.dataset_id, job.pk)
+            for item in _records(job):
+                batch.add(item)
+                if batch.full(rows):
+                    if not put(batch):
+                        return
+                    batch = _Batch(job.dataset_id, job.pk)
+            if batch.rows_read and not put(batch):
+                return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
+            put(exc)
+
+    producer = threading.Thread(target=produce, name=f"import-{job.pk}-reader", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, _Batch)
+            yield item
+    finally:
+        stop.set()
+        producer.join(timeout=5)
 
 
 def _split_duplicates(
-    records: list[readers.Record],
-) -> tuple[list[readers.Record], list[readers.Rejection]]:
+    batch: _Batch,
+) -> tuple[list[readers.Record], list[tuple[Any, ...]], list[readers.Rejection]]:
+    """Drop records whose id appeared earlier in the batch (the first one wins)."""
     seen: dict[str, readers.Record] = {}
-    unique: list[readers.Record] = []
-    duplicates: list[readers.Rejection] = []
-    for record in records:
-        first = seen.get(record.external_id)
-        if first is None:
-            seen[record.external_id] = record
-            unique.append(record)
+    for record in batch.records:
+        seen.setdefault(record.external_id, record)
+    if len(seen) == len(batch.records):
+        return batch.records, batch.rows, []
+    records, rows, duplicates = [], [], []
+    for record, row in zip(batch.records, batch.rows, strict=True):
+        first = seen[record.external_id]
+        if first is record:
+            records.append(record)
+            rows.append(row)
         else:
             duplicates.append(_duplicate(record, f"{first.source}:{first.number}"))
-    return unique, duplicates
+    return records, rows, duplicates
 
 
 def _duplicate(record: readers.Record, first: str) -> readers.Rejection:
@@ -280,13 +340,14 @@ def _duplicate(record: readers.Record, first: str) -> readers.Rejection:
     )
 
 
-def _copy_documents(job: ImportJob, records: list[readers.Record]) -> list[readers.Rejection]:
+def _copy_documents(
+    records: list[readers.Record], rows: list[tuple[Any, ...]]
+) -> list[readers.Rejection]:
     """COPY the rows; returns rejections for ids the dataset already had.
 
     The common case is one plain COPY. When an id already exists (from an earlier
     import), the batch goes through a staging table and ON CONFLICT DO NOTHING.
     """
-    rows = [document_row(job.dataset_id, job.pk, record) for record in records]
     columns = ", ".join(DOCUMENT_COLUMNS)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -347,8 +408,8 @@ def _store_rejections(job: ImportJob, rejections: list[readers.Rejection]) -> No
 def _flush(job: ImportJob, owner: str, batch: _Batch, clock: float) -> float:
     started = time.perf_counter()
     with transaction.atomic():
-        unique, repeated = _split_duplicates(batch.records)
-        existing = _copy_documents(job, unique) if unique else []
+        unique, rows, repeated = _split_duplicates(batch)
+        existing = _copy_documents(unique, rows) if unique else []
         imported = len(unique) - len(existing)
         rejections = batch.rejections + repeated + existing
         _store_rejections(job, rejections)

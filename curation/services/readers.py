@@ -48,6 +48,10 @@ _READ_BUFFER = 256 * 1024
 # Oversized lines are drained in small chunks: readline(n) briefly holds about 2n bytes.
 _DRAIN_CHUNK = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
+_ZSTD_FRAME_MAGIC = 0xFD2FB528
+_ZSTD_SKIPPABLE_MAGIC = 0x184D2A50
+# Magic, descriptor, window, dictionary id and content size at their largest.
+_ZSTD_MAX_FRAME_HEADER = 18
 _HEAD_BYTES = 64
 
 # Longest suffix first, so that ".jsonl.gz" wins over ".gz"-less matches.
@@ -211,8 +215,9 @@ def iter_records(
     file as root raises SourceError. `fmt` overrides detection by extension.
 
     `external_id` is the value of `id_field` as a string (strings and integers accepted) or,
-    without an id field, "source:number". Rows longer than `max_record_bytes` (UTF-8 bytes)
-    are rejected; oversized JSONL/CSV lines are skipped without being held in memory.
+    without an id field, "source:number". A JSONL line or CSV record longer than
+    `max_record_bytes` is rejected and skipped without being held in memory; for Parquet and
+    Arrow, whose rows arrive decoded, the limit applies to the text's UTF-8 size.
 
     `start_after=(source, number, offset)` resumes after that record: earlier sources are
     skipped entirely; within `source`, plain JSONL with an offset seeks straight to it and
@@ -246,7 +251,8 @@ def iter_records(
             )
     options = _Options(text_field, id_field, max_record_bytes)
     if max_record_bytes > csv.field_size_limit():
-        # csv counts characters, which never exceed the byte count we enforce ourselves.
+        # csv's own limit (in characters) must never fire before ours (in bytes). It is
+        # process-wide, so it is only ever raised.
         csv.field_size_limit(max_record_bytes)
     return _generate(units[start_index:], in_directory, options, resume)
 
@@ -515,24 +521,78 @@ def _check_content(unit: _Unit) -> None:
     if unit.compression is not None:
         if found != unit.compression:
             raise SourceError(
-                f"{unit.source} is named as {_KIND_WORDS[unit.compression]} but looks like "
-                f"{_describe(head)}; rename it to match its content"
+                f"{unit.source}: the name says {_KIND_WORDS[unit.compression]} but the content "
+                f"looks like {_describe(head)}; rename it to match its content"
             )
+        if unit.compression == "zstd":
+            damage = _zstd_damage(unit.path)
+            if damage is not None:
+                raise SourceError(
+                    f"{unit.source} {damage}; the file is truncated or corrupt: re-create or "
+                    "re-download it"
+                )
         return
     expected = unit.kind if unit.kind in ("parquet", "arrow") else None
     if found == expected:
         return
     if expected is None and found is not None:
         raise SourceError(
-            f"{unit.source} should be plain {unit.kind} text but looks like "
+            f"{unit.source}: the name says plain {unit.kind} text but the content looks like "
             f"{_KIND_WORDS[found]}; {_KIND_FIXES[found]}"
         )
     if expected is None:
         return
     fix = _KIND_FIXES[found] if found is not None else "rename it to match its content"
     raise SourceError(
-        f"{unit.source} is named as {_KIND_WORDS[expected]} but looks like {_describe(head)}; {fix}"
+        f"{unit.source}: the name says {_KIND_WORDS[expected]} but the content looks like "
+        f"{_describe(head)}; {fix}"
     )
+
+
+def _zstd_damage(path: Path) -> str | None:
+    """Walk the frame and block headers of a zstd file; say where it is damaged, or None.
+
+    The zstandard stream reader reports a file cut off mid-frame as a clean end of data,
+    which would silently import a prefix. Gzip needs no such check: it raises EOFError.
+    Only headers are read (one seek per block of at most 128 KiB), so this is cheap.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        position = 0
+        while position < size:
+            fh.seek(position)
+            header = fh.read(_ZSTD_MAX_FRAME_HEADER)
+            magic = int.from_bytes(header[:4], "little")
+            if len(header) >= 8 and magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE_MAGIC:
+                position += 8 + int.from_bytes(header[4:8], "little")
+                continue
+            if magic != _ZSTD_FRAME_MAGIC or len(header) < 6:
+                return f"has no valid zstd frame at byte {position}"
+            descriptor = header[4]
+            single_segment = (descriptor >> 5) & 1
+            position += (
+                5
+                + (1 - single_segment)
+                + (0, 1, 2, 4)[descriptor & 3]
+                + (single_segment, 2, 4, 8)[descriptor >> 6]
+            )
+            last_block = False
+            while not last_block:
+                fh.seek(position)
+                block = fh.read(3)
+                if len(block) < 3:
+                    return f"ends inside a zstd frame at byte {size}"
+                value = int.from_bytes(block, "little")
+                last_block = bool(value & 1)
+                block_type = (value >> 1) & 3
+                if block_type == 3:
+                    return f"has an invalid zstd block at byte {position}"
+                # An RLE block stores its one repeated byte, whatever its decoded size.
+                position += 3 + (1 if block_type == 1 else value >> 3)
+            position += 4 * ((descriptor >> 2) & 1)
+        if position > size:
+            return f"ends inside a zstd frame at byte {size}"
+    return None
 
 
 def _open_binary(unit: _Unit) -> io.BufferedIOBase:
@@ -878,6 +938,9 @@ def _read_csv(
         header: list[str] | None = None
         try:
             for row in reader:
+                # Checked before the blank-row skip: an oversized header reads as blank.
+                if lines.problem is not None:
+                    raise _FileProblem(f"{source} has an unusable header row: {lines.problem}")
                 if row:
                     header = row
                     break
@@ -887,8 +950,6 @@ def _read_csv(
             ) from exc
         if header is None:
             raise _FileProblem(f"{source} is empty (no header row); remove it or export it again")
-        if lines.problem is not None:
-            raise _FileProblem(f"{source} has an unusable header row: {lines.problem}")
         if lines.has_nul:
             raise _FileProblem(
                 f"{source} has a column name containing NUL, which PostgreSQL cannot store; "

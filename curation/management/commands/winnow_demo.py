@@ -102,7 +102,7 @@ class Command(BaseCommand):
             dataset=dataset, path=path, id_field="id", origin=ImportJob.Origin.SAMPLE
         )
         self.stdout.write(
-            f"sample dataset: {job.rows_imported} documents imported ({manifest.total} built)"
+            f"sample dataset: {job.rows_imported} documents imported ({manifest.size} built)"
         )
 
     def _start_children(self, host: str, port: int) -> list[subprocess.Popen[bytes]]:
