@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
 from curation import selectors
 from curation.errors import CurationError
@@ -23,6 +24,10 @@ from curation.services.imports import import_job_create, import_job_dispatch
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:
@@ -50,7 +55,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     dataset = _get_dataset_for_user(request, slug)
     after = request.GET.get("after")
     page = selectors.document_page(
@@ -128,7 +133,7 @@ def _store_upload(upload: object) -> Path:
 
 
 @login_required
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = _get_import_for_user(request, pk)
     context = {
         "job": job,

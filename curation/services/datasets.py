@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
 from django.utils.text import slugify
 
@@ -26,7 +26,7 @@ def dataset_create(
     name: str,
     description: str = "",
     source: str = "",
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     parent: Dataset | None = None,
 ) -> Dataset:
     name = name.strip()
@@ -47,7 +47,7 @@ def dataset_create(
 
 
 def dataset_get_or_create(
-    *, name: str, user: AbstractBaseUser | AnonymousUser | None = None
+    *, name: str, user: User | AnonymousUser | None = None
 ) -> tuple[Dataset, bool]:
     existing = Dataset.objects.filter(name=name).first()
     if existing is not None:

@@ -31,7 +31,7 @@ import orjson
 import psycopg
 import xxhash
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -124,7 +124,7 @@ def import_job_create(
     dataset: Dataset,
     path: Path | str,
     origin: str,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     text_field: str = "text",
     id_field: str = "",
     fmt: str = "",
@@ -216,7 +216,7 @@ def import_from_path(
     text_field: str = "text",
     id_field: str = "",
     fmt: str = "",
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     origin: str = ImportJob.Origin.PYTHON,
 ) -> ImportJob:
     """Import in this process, without a worker (the Python API and ``--inline``)."""

@@ -14,7 +14,7 @@ from tests.curation.factories import UserFactory, make_dataset
 
 @pytest.fixture
 def token() -> str:
-    _, key = api_token_create(user=UserFactory(), name="t")
+    _, key = api_token_create(user=UserFactory.create(), name="t")
     return key
 
 

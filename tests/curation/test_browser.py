@@ -40,7 +40,12 @@ def test_upload_watch_import_and_read_an_escaped_document(
     start_worker()
     UserFactory(username="curator")
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     source = tmp_path / "small.jsonl"
     source.write_text(
         '{"id": "intro", "text": "Winnow turns raw text into training data."}\n'

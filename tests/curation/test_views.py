@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def user_client(client: Client) -> Client:
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     return client
 
 

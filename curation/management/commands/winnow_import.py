@@ -77,7 +77,7 @@ class Command(BaseCommand):
         self._report(job)
 
     def _follow(self, job: ImportJob, *, quiet: bool) -> ImportJob:
-        bar = tqdm(total=None, unit=" rows", disable=quiet, file=self.stderr._out, smoothing=0.1)
+        bar: tqdm[Any] = tqdm(unit=" rows", disable=quiet, file=self.stderr, smoothing=0.1)
         seen = 0
         while True:
             job.refresh_from_db()
