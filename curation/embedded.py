@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,10 @@ def ensure_postgres(root: Path) -> tuple[str, bool]:
     socket_dir = _pg_socket_dir(pgdata)
     run_as = _pg_run_as()
     started = False
+    if _postgres_pid(pgdata) is not None and not (socket_dir / ".s.PGSQL.5432").exists():
+        # A temp-dir cleaner removed the socket of a running server: restart it.
+        logger.warning("embedded PostgreSQL lost its socket in %s; restarting it", socket_dir)
+        stop_postgres(root)
     if _postgres_pid(pgdata) is None:
         pgdata.mkdir(parents=True, exist_ok=True)
         _prepare_for_user(pgdata, run_as)
@@ -199,7 +204,8 @@ def ensure_postgres(root: Path) -> tuple[str, bool]:
             )
         started = True
     _ensure_database(socket_dir)
-    return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}", started
+    # The socket dir as a percent-encoded host: dj-database-url maps it to HOST.
+    return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}", started
 
 
 def _ensure_database(socket_dir: Path) -> None:

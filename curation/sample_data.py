@@ -1,10 +1,12 @@
 """Deterministic builder of Winnow's demo dataset.
 
 The sample is made of real English text that every machine with the project installed has
-offline: the docstrings of the Python standard library and of Django, read from their source
-files with :mod:`ast` (nothing is imported, so no module can open a window, print, or need
-Django settings). Other-language documents come from the translations Django ships in its
-``locale/<lang>/LC_MESSAGES/*.po`` files.
+offline: the docstrings and prose comments of the Python standard library and of Django, read
+from their source files with :mod:`ast` and a regex (nothing is imported, so no module can open
+a window, print, or need Django settings), and the Language Reference topics that pydoc ships in
+``pydoc_data.topics``. Other-language documents come from the translations Django ships in its
+``locale/<lang>/LC_MESSAGES/*.po`` files. Only the standard library and Django are read, never
+other installed packages.
 
 Realistic noise is mixed in and recorded twice: in each document's ``noise`` tags and in a
 :class:`SampleManifest`, so that quality-signal and dedup steps can be checked against a known
@@ -64,7 +66,8 @@ CHUNK_MIN_WORDS = 50
 OTHER_LANGUAGES = ("de", "es", "fr", "it", "pl", "pt", "ru")
 
 # Parsing, not importing, keeps these harmless; they are still left out of the prose pool because
-# their docstrings are test fixtures, demos, generated data or deprecated tooling.
+# their docstrings are test fixtures, demos, generated data or deprecated tooling (pydoc_data's
+# topics are read as data by _reference_topics instead).
 _SKIPPED_PARTS = frozenset(
     {
         "__pycache__",
@@ -86,8 +89,8 @@ _SKIPPED_PARTS = frozenset(
         "lorem_ipsum.py",
     }
 )
-# Big, mostly self-referential modules reserved as material for the very long documents, so
-# that the long documents never repeat the text of a normal-sized one.
+# Big modules reserved as material for the very long documents, so that these never repeat
+# the text of a clean document; list, symbol and ellipsis documents reuse it, transformed.
 _LONG_MATERIAL = frozenset({"turtle.py", "tkinter", "idlelib", "_pydecimal.py"})
 
 _BOILERPLATE_TOP = (
@@ -592,8 +595,11 @@ def _symbolic(chunk: _Chunk, rng: random.Random) -> str:
     lines = [bar, f"### {chunk.title} ###", bar]
     for section in chunk.sections:
         for sentence in _sentences(section.body):
-            tags = sorted({w.lower() for w in _WORD.findall(sentence)})[:4]
-            lines.append(f"{sentence} " + " ".join(f"#{t}" for t in tags))
+            # About one hashtag per five words, as in tag-stuffed posts; never fewer than three.
+            words = sorted({w.lower() for w in _WORD.findall(sentence)})
+            tags = [f"#{w}" for w in words[: max(3, len(sentence.split()) // 5)]]
+            tags += ["#python", "#programming", "#dev"][: max(0, 3 - len(tags))]
+            lines.append(f"{sentence} {' '.join(tags)}")
             if rng.random() < 0.3:
                 lines.append(rng.choice(("★★★★★", ">>> ### <<<", "~~~ *** ~~~", "→→→ ✔ ✔ ✔")))
     lines.append(bar)
@@ -716,25 +722,17 @@ def _load_corpus() -> _Corpus:
         if key in seen_text or "lorem" in f"{source} {qualname} {key}".lower():
             continue
         seen_text.add(key)
-        if ">>>" in doc:
-            examples = _doctest_block(doc)
-            if examples and normalize(examples) not in seen_text:
-                seen_text.add(normalize(examples))
-                code_docs.append((_qualified(source, qualname), examples))
+        examples = _doctest_block(doc) if ">>>" in doc else ""
+        if examples and not _repeats(examples, seen_shingles):
+            code_docs.append((_qualified(source, qualname), examples))
         # Paragraphs of code, markup or tables are dropped rather than the whole docstring,
         # so examples and grammar rules do not cost the prose around them.
         paragraphs = []
         for paragraph in re.split(r"\n\s*\n", doc):
             if ">>>" in paragraph or not _clean_enough(paragraph, min_words=1):
                 continue
-            # Text that mostly repeats an earlier paragraph (overrides restating their base
-            # class, reference topics nesting each other) is left out so that the only near
-            # duplicates in the sample are the injected ones.
-            grams = shingles(paragraph)
-            if len(grams & seen_shingles) > 0.3 * len(grams):
-                continue
-            seen_shingles |= grams
-            paragraphs.append(_reflow(paragraph))
+            if not _repeats(paragraph, seen_shingles):
+                paragraphs.append(_reflow(paragraph))
         body = "\n\n".join(paragraphs)
         if _clean_enough(body, min_words=8) and _english_share(body) >= 0.1:
             kept.append((source, qualname, body))
@@ -757,9 +755,26 @@ def _load_corpus() -> _Corpus:
     )
 
 
+def _repeats(text: str, seen: set[tuple[str, ...]]) -> bool:
+    """Whether ``text`` mostly repeats earlier text; if not, remember its 5-grams in ``seen``.
+
+    Overrides restate their base class, reference topics nest each other and examples are
+    copied between functions; leaving such text out keeps the injected near duplicates the
+    only ones in the sample.
+    """
+    grams = shingles(text)
+    if len(grams & seen) > 0.3 * len(grams):
+        return True
+    seen |= grams
+    return False
+
+
 def _qualified(source: str, qualname: str) -> str:
+    """``source`` extended by an object's dotted name (not by a reference topic's title)."""
     module = source.split(":", 1)[1]
-    return source if qualname in ("", module) else f"{source}.{qualname}"
+    if qualname == module or not re.fullmatch(r"[\w.]+", qualname):
+        return source
+    return f"{source}.{qualname}"
 
 
 def _docstrings(stdlib: Path, django_root: Path) -> Iterator[tuple[str, str, str, bool]]:
@@ -822,6 +837,9 @@ def _python_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+_DOC_NODES = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
 def _walk(node: ast.AST, name: str) -> Iterator[tuple[str, str]]:
     doc = ast.get_docstring(node, clean=True) if isinstance(node, _DOC_NODES) else None
     if doc and doc.strip():
@@ -830,9 +848,6 @@ def _walk(node: ast.AST, name: str) -> Iterator[tuple[str, str]]:
         if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             prefix = "" if isinstance(node, ast.Module) else f"{name}."
             yield from _walk(child, prefix + child.name)
-
-
-_DOC_NODES = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _clean_enough(text: str, *, min_words: int) -> bool:
@@ -905,8 +920,7 @@ def _pack(docs: Sequence[tuple[str, str, str]]) -> Iterator[_Chunk]:
 
 
 def _chunk(source: str, sections: list[_Section]) -> _Chunk:
-    heading = sections[0].heading
-    name = _qualified(source, heading) if re.fullmatch(r"[\w.]+", heading) else source
+    name = _qualified(source, sections[0].heading)
     if len(sections) > 1:
         name += f"+{len(sections) - 1}"
     return _Chunk(name, tuple(sections))

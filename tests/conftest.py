@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -24,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url(params: dict[str, Any]) -> str:
     """A DATABASE_URL for the connection settings Django is using now (the test database)."""
     user = params.get("USER") or "postgres"
-    host = params.get("HOST") or ""
+    host = params.get("HOST") or params.get("OPTIONS", {}).get("host") or "127.0.0.1"
     name = params["NAME"]
     if host.startswith("/"):
-        return f"postgresql://{user}@/{name}?host={host}"
+        return f"postgresql://{user}@{quote(host, safe='')}/{name}"
     port = params.get("PORT") or 5432
     return f"postgresql://{user}@{host}:{port}/{name}"
 
