@@ -88,11 +88,14 @@ def _port_open(port: int) -> bool:
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 
-def _pg_bin() -> Path:
-    # pgserver keeps a lock file under XDG_RUNTIME_DIR at import; keep it in our tree.
-    runtime = data_dir() / "run" / "xdg"
+def _pgserver_runtime(root: Path) -> None:
+    """pgserver makes a lock file under XDG_RUNTIME_DIR when imported: keep it in our tree."""
+    runtime = root / "run" / "xdg"
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+
+def _pg_bin() -> Path:
     from pgserver._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -148,6 +151,7 @@ def ensure_postgres(root: Path) -> tuple[str, bool]:
     """
     pgdata = root / "postgres"
     socket_dir = _pg_socket_dir(pgdata)
+    _pgserver_runtime(root)
     run_as = _pg_run_as()
     started = False
     if _postgres_pid(pgdata) is not None and not (socket_dir / ".s.PGSQL.5432").exists():
@@ -223,6 +227,7 @@ def _ensure_database(socket_dir: Path) -> None:
 
 def stop_postgres(root: Path) -> bool:
     pgdata = root / "postgres"
+    _pgserver_runtime(root)
     if _postgres_pid(pgdata) is None:
         return False
     subprocess.run(

@@ -57,6 +57,7 @@ DOCUMENT_COLUMNS = (
 )
 # A batch is flushed at this many rows or this many characters of text, whichever first.
 BATCH_CHARS = 64 * 1024 * 1024
+REQUEUE_AFTER = timedelta(minutes=10)
 
 
 def content_hash(words: list[str]) -> int:
@@ -160,9 +161,15 @@ def import_job_create(
 
 def import_job_dispatch(*, job: ImportJob) -> None:
     """Queue the job for a worker once the current transaction commits."""
+    transaction.on_commit(lambda: _queue([job.pk]))
+
+
+def _queue(job_ids: list[int], countdown: float = 0.0) -> None:
     from curation.tasks import import_run
 
-    transaction.on_commit(lambda: import_run.delay(job.pk))
+    ImportJob.objects.filter(pk__in=job_ids).update(queued_at=timezone.now())
+    for job_id in job_ids:
+        import_run.apply_async((job_id,), countdown=countdown)
 
 
 def import_job_claim(*, job_id: int, owner: str) -> bool:
@@ -471,31 +478,39 @@ def _analyze_documents() -> None:
 
 
 def import_jobs_resume_stale() -> list[int]:
-    """Queue every job whose worker died (lease expired) or whose message was lost."""
+    """Queue jobs whose worker died (lease expired) or whose queue message was lost.
+
+    A job is queued again only if it was not queued since it went stale, or its last
+    message is older than REQUEUE_AFTER (a Redis restart without persistence loses
+    queued messages), so a long queue does not fill with copies.
+    """
     now = timezone.now()
+    old = now - REQUEUE_AFTER
     stale = list(
         ImportJob.objects.filter(
             Q(status=ImportJob.Status.RUNNING, lease_expires_at__lt=now)
-            | Q(status=ImportJob.Status.PENDING, created_at__lt=now - timedelta(minutes=2))
+            & (
+                Q(queued_at__isnull=True)
+                | Q(queued_at__lt=F("lease_expires_at"))
+                | Q(queued_at__lt=old)
+            )
+            | Q(status=ImportJob.Status.PENDING)
+            & (Q(queued_at__isnull=True, created_at__lt=old) | Q(queued_at__lt=old))
         ).values_list("pk", flat=True)
     )
-    from curation.tasks import import_run
-
-    for job_id in stale:
-        import_run.delay(job_id)
+    _queue(stale)
     return stale
 
 
 def import_jobs_resume_after_restart() -> list[int]:
-    """On worker start: resume running jobs when their (dead) holder's lease runs out."""
+    """On worker start: resume running jobs as soon as their (dead) holder's lease runs out."""
     now = timezone.now()
-    from curation.tasks import import_run
-
-    queued = []
-    for job_id, expires in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list(
-        "pk", "lease_expires_at"
-    ):
+    running = list(
+        ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list(
+            "pk", "lease_expires_at"
+        )
+    )
+    for job_id, expires in running:
         wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
-        import_run.apply_async((job_id,), countdown=wait)
-        queued.append(job_id)
-    return queued
+        _queue([job_id], countdown=wait)
+    return [job_id for job_id, _ in running]

@@ -196,3 +196,48 @@ def test_a_live_lease_cannot_be_claimed_twice(tmp_path: Path) -> None:
     assert not imports.import_job_claim(job_id=job.pk, owner="two")
     job = import_job_run(job_id=job.pk, owner="two")
     assert job.status == ImportJob.Status.RUNNING and job.lease_owner == "one"
+
+
+def test_a_50_mb_line_is_rejected_and_the_rest_imported(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jsonl"
+    with open(path, "wb") as out:
+        out.write(b'{"id": "before", "text": "kept"}\n')
+        out.write(b'{"id": "huge", "text": "' + b"x" * (50 * 1024 * 1024) + b'"}\n')
+        out.write(b'{"id": "after", "text": "kept too"}\n')
+    job = import_from_path(dataset=make_dataset(), path=path, id_field="id")
+    assert (job.rows_imported, job.rows_rejected) == (2, 1)
+    rejection = job.rejections.get()
+    assert rejection.number == 2
+    assert "WINNOW_MAX_RECORD_BYTES" in rejection.reason
+
+
+def test_stale_jobs_are_requeued_once_not_every_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from curation.tasks import import_run
+
+    queued: list[int] = []
+    monkeypatch.setattr(import_run, "apply_async", lambda args, countdown=0: queued.append(args[0]))
+    source = write_jsonl(tmp_path / "s.jsonl", [{"text": "a"}])
+    dataset = make_dataset()
+    now = timezone.now()
+    dead = import_job_create(dataset=dataset, path=source, origin="cli")
+    ImportJob.objects.filter(pk=dead.pk).update(
+        status="running", lease_expires_at=now - timedelta(seconds=5)
+    )
+    alive = import_job_create(dataset=dataset, path=source, origin="cli")
+    ImportJob.objects.filter(pk=alive.pk).update(
+        status="running", lease_expires_at=now + timedelta(seconds=60)
+    )
+    fresh = import_job_create(dataset=dataset, path=source, origin="cli")
+    lost = import_job_create(dataset=dataset, path=source, origin="cli")
+    ImportJob.objects.filter(pk__in=[fresh.pk, lost.pk]).update(queued_at=now)
+    ImportJob.objects.filter(pk=lost.pk).update(queued_at=now - timedelta(minutes=11))
+
+    assert sorted(imports.import_jobs_resume_stale()) == sorted([dead.pk, lost.pk])
+    assert sorted(queued) == sorted([dead.pk, lost.pk])
+    assert imports.import_jobs_resume_stale() == []
