@@ -90,7 +90,7 @@ def _port_open(port: int) -> bool:
 
 def _pgserver_runtime(root: Path) -> None:
     """pgserver makes a lock file under XDG_RUNTIME_DIR when imported: keep it in our tree."""
-    runtime = root / "run" / "xdg"
+    runtime = root / "xdg"
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
 
