@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import csv
-import shutil
-import uuid
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -20,7 +16,7 @@ from curation.errors import CurationError
 from curation.forms import DatasetForm, ImportUploadForm
 from curation.models import Dataset, Document, ImportJob
 from curation.services.datasets import dataset_create
-from curation.services.imports import import_job_create, import_job_dispatch
+from curation.services.imports import import_job_create_from_upload, import_job_dispatch
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -97,17 +93,14 @@ def import_create(request: HttpRequest, slug: str) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        target = _store_upload(upload)
         try:
-            job = import_job_create(
+            job = import_job_create_from_upload(
                 dataset=dataset,
-                path=target,
-                origin=ImportJob.Origin.UPLOAD,
+                upload=upload,
                 user=request.user,
                 text_field=form.cleaned_data["text_field"],
                 id_field=form.cleaned_data["id_field"],
                 fmt=form.cleaned_data["format"],
-                source_name=upload.name,
             )
         except CurationError as exc:
             form.add_error("file", str(exc))
@@ -116,20 +109,6 @@ def import_create(request: HttpRequest, slug: str) -> HttpResponse:
             messages.info(request, f"Import of {upload.name} queued.")
             return redirect(job)
     return render(request, "curation/import_create.html", {"dataset": dataset, "form": form})
-
-
-def _store_upload(upload: object) -> Path:
-    """Move the streamed temp file into the uploads dir (a rename on the same disk)."""
-    name = Path(getattr(upload, "name", "upload")).name
-    target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
-    temp_path = getattr(upload, "temporary_file_path", None)
-    if temp_path is not None:
-        shutil.move(temp_path(), target)
-    else:
-        with open(target, "wb") as out:
-            for chunk in upload.chunks():  # type: ignore[attr-defined]
-                out.write(chunk)
-    return target
 
 
 @login_required

@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,12 +34,13 @@ import psycopg
 import xxhash
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from curation.errors import ImportSourceError, LeaseLostError, PermanentError
+from curation.errors import CurationError, ImportSourceError, LeaseLostError, PermanentError
 from curation.models import Dataset, ImportJob, ImportRejection
 from curation.services import readers
 from curation.services.datasets import dataset_recount
@@ -157,6 +160,44 @@ def import_job_create(
         id_field=id_field.strip(),
         bytes_total=total,
     )
+
+
+def import_job_create_from_upload(
+    *,
+    dataset: Dataset,
+    upload: UploadedFile,
+    user: User | AnonymousUser | None = None,
+    text_field: str = "text",
+    id_field: str = "",
+    fmt: str = "",
+) -> ImportJob:
+    """Keep an uploaded file in the uploads dir and record a job for it.
+
+    Uploads stream to a temp file in the same dir, so keeping one is a rename. A
+    file that cannot be imported at all is deleted again with the error raised.
+    """
+    name = Path(upload.name or "upload").name
+    target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
+    if isinstance(upload, TemporaryUploadedFile):
+        shutil.move(upload.temporary_file_path(), target)
+    else:
+        with open(target, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+    try:
+        return import_job_create(
+            dataset=dataset,
+            path=target,
+            origin=ImportJob.Origin.UPLOAD,
+            user=user,
+            text_field=text_field,
+            id_field=id_field,
+            fmt=fmt,
+            source_name=name,
+        )
+    except CurationError:
+        target.unlink(missing_ok=True)
+        raise
 
 
 def import_job_dispatch(*, job: ImportJob) -> None:

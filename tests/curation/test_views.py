@@ -110,7 +110,7 @@ def test_import_upload_stores_the_file_and_queues_a_job(
     assert len(callbacks) == 1
 
 
-def test_import_upload_of_an_empty_file_says_so(user_client: Client) -> None:
+def test_import_upload_of_an_empty_file_says_so(user_client: Client, settings: Any) -> None:
     dataset = make_dataset()
     response = user_client.post(
         reverse("import_create", args=[dataset.slug]),
@@ -119,6 +119,7 @@ def test_import_upload_of_an_empty_file_says_so(user_client: Client) -> None:
     assert response.status_code == 200
     assert "empty" in response.content.decode()
     assert not ImportJob.objects.exists()
+    assert not list(settings.UPLOAD_DIR.glob("*-e.jsonl"))
 
 
 def test_import_progress_fragment_stops_polling_when_finished(
