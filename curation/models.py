@@ -160,10 +160,17 @@ class ImportRejection(models.Model):
 
 
 class Document(models.Model):
-    # The FK indexes are left out on purpose: (dataset, external_id) covers dataset
-    # lookups, and every index slows the COPY that writes these rows.
+    # No FK indexes: (dataset, external_id) covers dataset lookups, and every index
+    # slows the COPY that writes these rows. No FK constraints either: PostgreSQL
+    # checks them with a trigger per row, which halved COPY throughput
+    # (bench/import_bench.py). Only the import service writes documents, with ids it
+    # has just read, and dataset_delete removes them with their dataset.
     dataset = models.ForeignKey(
-        Dataset, on_delete=models.CASCADE, related_name="documents", db_index=False
+        Dataset,
+        on_delete=models.CASCADE,
+        related_name="documents",
+        db_index=False,
+        db_constraint=False,
     )
     external_id = models.TextField()
     text = models.TextField()
@@ -183,6 +190,7 @@ class Document(models.Model):
         on_delete=models.SET_NULL,
         related_name="documents",
         db_index=False,
+        db_constraint=False,
     )
 
     class Meta:

@@ -17,25 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import orjson
 import psycopg
-import xxhash
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -43,46 +36,18 @@ from django.utils import timezone
 from curation.errors import CurationError, ImportSourceError, LeaseLostError, PermanentError
 from curation.models import Dataset, ImportJob, ImportRejection
 from curation.services import readers
+from curation.services.batches import (
+    DOCUMENT_COLUMNS,
+    BatchSpec,
+    BatchStream,
+    PreparedBatch,
+    duplicate_rejection,
+)
 from curation.services.datasets import dataset_recount
 
 logger = logging.getLogger(__name__)
 
-DOCUMENT_COLUMNS = (
-    "dataset_id",
-    "external_id",
-    "text",
-    "meta",
-    "content_hash",
-    "char_count",
-    "word_count",
-    "line_count",
-    "import_job_id",
-)
-# A batch is flushed at this many rows or this many characters of text, whichever first.
-BATCH_CHARS = 64 * 1024 * 1024
 REQUEUE_AFTER = timedelta(minutes=10)
-
-
-def content_hash(words: list[str]) -> int:
-    """64-bit XXH3 of the words joined by one space, lowercased, as a signed bigint."""
-    value = xxhash.xxh3_64_intdigest(" ".join(words).lower())
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def document_row(dataset_id: int, job_id: int, record: readers.Record) -> tuple[Any, ...]:
-    text = record.text
-    words = text.split()
-    return (
-        dataset_id,
-        record.external_id,
-        text,
-        orjson.dumps(record.meta).decode(),
-        content_hash(words),
-        len(text),
-        len(words),
-        text.count("\n") + 1,
-        job_id,
-    )
 
 
 def reason_kind(reason: str) -> str:
@@ -94,33 +59,6 @@ def reason_kind(reason: str) -> str:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class _Batch:
-    """Records read and turned into COPY rows (``rows[i]`` is ``records[i]``'s row)."""
-
-    dataset_id: int
-    job_id: int
-    records: list[readers.Record] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    rejections: list[readers.Rejection] = field(default_factory=list)
-    chars: int = 0
-    rows_read: int = 0
-    last: readers.Record | readers.Rejection | None = None
-
-    def add(self, item: readers.Record | readers.Rejection) -> None:
-        self.last = item
-        self.rows_read += 1
-        if isinstance(item, readers.Record):
-            self.records.append(item)
-            self.rows.append(document_row(self.dataset_id, self.job_id, item))
-            self.chars += len(item.text)
-        else:
-            self.rejections.append(item)
-
-    def full(self, rows: int) -> bool:
-        return self.rows_read >= rows or self.chars >= BATCH_CHARS
 
 
 def import_job_create(
@@ -280,155 +218,6 @@ def import_from_path(
     return import_job_run(job_id=job.pk)
 
 
-def _records(job: ImportJob) -> Iterator[readers.Record | readers.Rejection]:
-    start_after = None
-    if job.checkpoint:
-        cp = job.checkpoint
-        start_after = (cp["source"], int(cp["number"]), cp.get("offset"))
-    return readers.iter_records(
-        Path(job.source_path),
-        text_field=job.text_field,
-        id_field=job.id_field or None,
-        fmt=job.format or None,
-        max_record_bytes=settings.WINNOW_MAX_RECORD_BYTES,
-        start_after=start_after,
-    )
-
-
-def _import_batches(job: ImportJob, owner: str) -> None:
-    clock = time.perf_counter()
-    for batch in _prepared_batches(job):
-        clock = _flush(job, owner, batch, clock)
-
-
-_DONE = object()
-
-
-def _prepared_batches(job: ImportJob) -> Iterator[_Batch]:
-    """Read, validate and hash batches in a thread, up to two ahead of the writer.
-
-    Parsing is Python work and COPY is PostgreSQL work; while this thread prepares
-    the next batch, the caller waits on the server for the previous one (the wait
-    releases the GIL), so the two overlap as in a single long COPY. The thread
-    never touches the database.
-    """
-    rows = settings.WINNOW_IMPORT_BATCH_ROWS
-    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            batch = _Batch(job.dataset_id, job.pk)
-            for item in _records(job):
-                batch.add(item)
-                if batch.full(rows):
-                    if not put(batch):
-                        return
-                    batch = _Batch(job.dataset_id, job.pk)
-            if batch.rows_read and not put(batch):
-                return
-            put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
-            put(exc)
-
-    producer = threading.Thread(target=produce, name=f"import-{job.pk}-reader", daemon=True)
-    producer.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, _Batch)
-            yield item
-    finally:
-        stop.set()
-        producer.join(timeout=5)
-
-
-def _split_duplicates(
-    batch: _Batch,
-) -> tuple[list[readers.Record], list[tuple[Any, ...]], list[readers.Rejection]]:
-    """Drop records whose id appeared earlier in the batch (the first one wins)."""
-    seen: dict[str, readers.Record] = {}
-    for record in batch.records:
-        seen.setdefault(record.external_id, record)
-    if len(seen) == len(batch.records):
-        return batch.records, batch.rows, []
-    records, rows, duplicates = [], [], []
-    for record, row in zip(batch.records, batch.rows, strict=True):
-        first = seen[record.external_id]
-        if first is record:
-            records.append(record)
-            rows.append(row)
-        else:
-            duplicates.append(_duplicate(record, f"{first.source}:{first.number}"))
-    return records, rows, duplicates
-
-
-def _duplicate(record: readers.Record, first: str) -> readers.Rejection:
-    return readers.Rejection(
-        source=record.source,
-        number=record.number,
-        reason=(
-            f"duplicate id: {record.external_id!r} is already used by {first}; "
-            "the first one is kept; give each record its own id"
-        ),
-        field="id",
-    )
-
-
-def _copy_documents(
-    records: list[readers.Record], rows: list[tuple[Any, ...]]
-) -> list[readers.Rejection]:
-    """COPY the rows; returns rejections for ids the dataset already had.
-
-    The common case is one plain COPY. When an id already exists (from an earlier
-    import), the batch goes through a staging table and ON CONFLICT DO NOTHING.
-    """
-    columns = ", ".join(DOCUMENT_COLUMNS)
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY curation_document ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return []
-    except psycopg.errors.UniqueViolation:
-        pass
-    except Exception as exc:  # noqa: BLE001 - Django wraps psycopg errors
-        if not isinstance(getattr(exc, "__cause__", None), psycopg.errors.UniqueViolation):
-            raise
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS winnow_import_stage ON COMMIT DELETE ROWS AS "
-            f"SELECT {columns} FROM curation_document WITH NO DATA"
-        )
-        cursor.execute("TRUNCATE winnow_import_stage")
-        with cursor.cursor.copy(f"COPY winnow_import_stage ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO curation_document ({columns}) SELECT {columns} FROM winnow_import_stage "
-            "ON CONFLICT (dataset_id, external_id) DO NOTHING RETURNING external_id"
-        )
-        inserted = {row[0] for row in cursor.fetchall()}
-    return [
-        _duplicate(record, "a document already in the dataset")
-        for record in records
-        if record.external_id not in inserted
-    ]
-
-
 def _store_rejections(job: ImportJob, rejections: list[readers.Rejection]) -> None:
     room = settings.WINNOW_REJECTIONS_KEPT - min(job.rows_rejected, settings.WINNOW_REJECTIONS_KEPT)
     kept = rejections[: max(0, room)]
@@ -453,29 +242,97 @@ def _store_rejections(job: ImportJob, rejections: list[readers.Rejection]) -> No
     job.rejection_counts = counts
 
 
-def _flush(job: ImportJob, owner: str, batch: _Batch, clock: float) -> float:
+def _spec(job: ImportJob) -> BatchSpec:
+    start_after = None
+    if job.checkpoint:
+        cp = job.checkpoint
+        start_after = (cp["source"], int(cp["number"]), cp.get("offset"))
+    return BatchSpec(
+        root=job.source_path,
+        dataset_id=job.dataset_id,
+        job_id=job.pk,
+        text_field=job.text_field,
+        id_field=job.id_field or None,
+        fmt=job.format or None,
+        max_record_bytes=settings.WINNOW_MAX_RECORD_BYTES,
+        start_after=start_after,
+        batch_rows=settings.WINNOW_IMPORT_BATCH_ROWS,
+    )
+
+
+def _import_batches(job: ImportJob, owner: str) -> None:
+    stream = BatchStream(_spec(job))
+    try:
+        clock = time.perf_counter()
+        for batch in stream:
+            clock = _flush(job, owner, batch, clock)
+    finally:
+        stream.close()
+
+
+def _copy_documents(batch: PreparedBatch) -> list[readers.Rejection]:
+    """COPY the batch's rows; returns rejections for ids the dataset already had.
+
+    The common case is one plain COPY. When an id already exists (from an earlier
+    import), the batch goes through a staging table and ON CONFLICT DO NOTHING.
+    """
+    columns = ", ".join(DOCUMENT_COLUMNS)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY curation_document ({columns}) FROM STDIN") as copy:
+                copy.write(batch.copy_data)
+        return []
+    except psycopg.errors.UniqueViolation:
+        pass  # raised as is: the COPY ran on psycopg's cursor, not Django's wrapper
+    except IntegrityError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS winnow_import_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM curation_document WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE winnow_import_stage")
+        with cursor.cursor.copy(f"COPY winnow_import_stage ({columns}) FROM STDIN") as copy:
+            copy.write(batch.copy_data)
+        cursor.execute(
+            f"INSERT INTO curation_document ({columns}) SELECT {columns} FROM winnow_import_stage "
+            "ON CONFLICT (dataset_id, external_id) DO NOTHING RETURNING external_id"
+        )
+        inserted = {row[0] for row in cursor.fetchall()}
+    return [
+        duplicate_rejection(source, number, external_id, "a document already in the dataset")
+        for external_id, source, number in zip(
+            batch.external_ids, batch.sources, batch.numbers, strict=True
+        )
+        if external_id not in inserted
+    ]
+
+
+def _flush(job: ImportJob, owner: str, batch: PreparedBatch, clock: float) -> float:
+    """Commit one batch: documents, rejections, counters, checkpoint and lease together."""
     started = time.perf_counter()
     with transaction.atomic():
-        unique, rows, repeated = _split_duplicates(batch)
-        existing = _copy_documents(unique, rows) if unique else []
-        imported = len(unique) - len(existing)
-        rejections = batch.rejections + repeated + existing
+        with connection.cursor() as cursor:
+            # Losing the last commits in a server crash is safe here: the checkpoint
+            # is lost with its rows, and the resumed run reads them again.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        existing = _copy_documents(batch) if batch.external_ids else []
+        imported = len(batch.external_ids) - len(existing)
+        rejections = batch.rejections + existing
         _store_rejections(job, rejections)
-        last = batch.last
-        assert last is not None
-        offset = getattr(last, "offset", None)
+        assert batch.last is not None
+        source, number, offset = batch.last
         checkpoint = {
-            "source": last.source,
-            "number": last.number,
+            "source": source,
+            "number": number,
             "offset": offset,
-            "bytes_done": offset if offset is not None else None,
+            "bytes_done": batch.bytes_done,
         }
-        now = timezone.now()
         job.rows_read += batch.rows_read
         job.rows_imported += imported
         job.rows_rejected += len(rejections)
-        elapsed = time.perf_counter() - clock
-        job.active_seconds += elapsed
+        job.active_seconds += time.perf_counter() - clock
         updated = ImportJob.objects.filter(pk=job.pk, lease_owner=owner).update(
             rows_read=job.rows_read,
             rows_imported=job.rows_imported,
@@ -483,7 +340,8 @@ def _flush(job: ImportJob, owner: str, batch: _Batch, clock: float) -> float:
             rejection_counts=job.rejection_counts,
             checkpoint=checkpoint,
             active_seconds=job.active_seconds,
-            lease_expires_at=now + timedelta(seconds=settings.WINNOW_IMPORT_LEASE_SECONDS),
+            lease_expires_at=timezone.now()
+            + timedelta(seconds=settings.WINNOW_IMPORT_LEASE_SECONDS),
         )
         if not updated:
             raise LeaseLostError(f"import {job.pk}: lease taken over")
