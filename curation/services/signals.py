@@ -172,3 +172,23 @@ def signal_values_clear(*, signal: Signal, dataset: Dataset) -> None:
             .as_string(cursor.connection),
             [dataset.pk],
         )
+
+
+def signal_table_compact(*, dataset_id: int) -> None:
+    """Rewrite the dataset's signal partition without the dead row versions.
+
+    Every signal write leaves the old version of each row behind; after a write
+    for a whole dataset the partition is twice its size and filters scan twice the
+    pages (bench/signal_storage_bench.py: p95 311 -> 436 ms at 1M rows). A pipeline
+    run calls this once at its end. It takes an exclusive lock on the partition for
+    the rewrite (about 2 s per million documents) and must run outside a
+    transaction.
+    """
+    if connection.in_atomic_block:
+        raise PermanentError("signal_table_compact cannot run inside a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("VACUUM (FULL, ANALYZE) {}")
+            .format(sql.Identifier(partition_name(dataset_id)))
+            .as_string(cursor.connection)
+        )

@@ -10,6 +10,7 @@ from curation.services.datasets import dataset_delete
 from curation.services.signals import (
     partition_name,
     signal_define,
+    signal_table_compact,
     signal_values_clear,
     signal_values_write,
 )
@@ -114,3 +115,23 @@ def test_deleting_a_dataset_drops_its_signal_partition() -> None:
         cursor.execute("SELECT to_regclass(%s)", [name])
         assert cursor.fetchone() == (None,)
     assert not Document.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compacting_reclaims_the_space_of_rewritten_values() -> None:
+    dataset = make_dataset()
+    ids = add_documents(dataset.pk, 3000)
+    signal = signal_define(name="length", step="s", step_version="1", dtype="float")
+
+    def size() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_relation_size(%s)", [partition_name(dataset.pk)])
+            return int(cursor.fetchone()[0])
+
+    signal_values_write(signal=signal, dataset_id=dataset.pk, values=[(i, 1.0) for i in ids])
+    once = size()
+    signal_values_write(signal=signal, dataset_id=dataset.pk, values=[(i, 2.0) for i in ids])
+    assert size() > once
+    signal_table_compact(dataset_id=dataset.pk)
+    assert size() <= once
+    assert set(column_values(dataset.pk, signal.column_name).values()) == {2.0}
