@@ -4,8 +4,9 @@ The procedure (``import_job_run``):
 
 1. Claim the job with a conditional UPDATE (a lease); a second worker finds no row
    to claim and stops.
-2. Stream records from the source (``readers.iter_records``), starting after the
-   job's checkpoint when it is a resumed run.
+2. Stream COPY-ready batches from a child process (``batches.BatchStream``: read,
+   validate, hash, count, escape), starting after the job's checkpoint when it
+   is a resumed run.
 3. Every batch is one transaction: COPY the good rows into ``curation_document``,
    store the rejections (the first ``WINNOW_REJECTIONS_KEPT``; all are counted),
    advance the counters and the checkpoint, and renew the lease. A worker killed
