@@ -113,46 +113,78 @@ def signal_values_write(
     """Write ``(document_id, value)`` pairs of one signal for one dataset; returns rows written.
 
     Upserts keyed by (dataset, document): writing the same values twice leaves one
-    value per document. Steps call this once per batch; a whole dataset at once is
-    fine too (the pairs stream through COPY, memory stays flat).
+    value per document. The pairs stream through COPY, so a whole dataset at once
+    keeps memory flat.
     """
+    return signal_rows_write(
+        signals=[signal], dataset_id=dataset_id, rows=((d, v) for d, v in values)
+    )
+
+
+@transaction.atomic
+def signal_rows_write(
+    *, signals: list[Signal], dataset_id: int, rows: Iterable[tuple[Any, ...]]
+) -> int:
+    """Write several signals at once: rows are ``(document_id, value_1, ..., value_n)``.
+
+    One upsert for all the columns, so each document gets one new row version per
+    call rather than one per signal (a step writes all its signals per batch).
+    """
+    if not signals:
+        return 0
     started = time.perf_counter()
     signal_partition_ensure(dataset_id=dataset_id)
-    column = sql.Identifier(signal.column_name)
+    stage = f"winnow_signal_stage_{len(signals)}"
+    values = [sql.Identifier(f"v{i}") for i in range(len(signals))]
+    columns = [sql.Identifier(s.column_name) for s in signals]
     with connection.cursor() as cursor:
         pg = cursor.connection
         cursor.execute(
             sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS winnow_signal_stage "
-                "(document_id bigint, value_text text) ON COMMIT DELETE ROWS"
-            ).as_string(pg)
+                "CREATE TEMP TABLE IF NOT EXISTS {} (document_id bigint, {}) ON COMMIT DELETE ROWS"
+            )
+            .format(
+                sql.Identifier(stage),
+                sql.SQL(", ").join(sql.SQL("{} text").format(v) for v in values),
+            )
+            .as_string(pg)
         )
-        cursor.execute("TRUNCATE winnow_signal_stage")
+        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)).as_string(pg))
         count = 0
         with cursor.cursor.copy(  # type: ignore[attr-defined]
-            "COPY winnow_signal_stage (document_id, value_text) FROM STDIN"
+            sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(stage)).as_string(pg)
         ) as copy:
-            for document_id, value in values:
-                copy.write_row((document_id, _copy_value(signal, value)))
+            for row in rows:
+                copy.write_row(
+                    (row[0], *(_copy_value(s, v) for s, v in zip(signals, row[1:], strict=True)))
+                )
                 count += 1
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {table} (dataset_id, document_id, {column}) "
-                "SELECT {dataset}, document_id, value_text::{type} FROM winnow_signal_stage "
-                "ON CONFLICT (dataset_id, document_id) DO UPDATE SET {column} = EXCLUDED.{column}"
+                "INSERT INTO {table} (dataset_id, document_id, {columns}) "
+                "SELECT {dataset}, document_id, {casts} FROM {stage} "
+                "ON CONFLICT (dataset_id, document_id) DO UPDATE SET {updates}"
             )
             .format(
                 table=sql.Identifier(TABLE),
-                column=column,
+                columns=sql.SQL(", ").join(columns),
                 dataset=sql.Literal(int(dataset_id)),
-                type=sql.SQL(SQL_TYPES[Signal.Dtype(signal.dtype)]),
+                casts=sql.SQL(", ").join(
+                    sql.SQL("{}::{}").format(v, sql.SQL(SQL_TYPES[Signal.Dtype(s.dtype)]))
+                    for v, s in zip(values, signals, strict=True)
+                ),
+                stage=sql.Identifier(stage),
+                updates=sql.SQL(", ").join(
+                    sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns
+                ),
             )
             .as_string(pg)
         )
     logger.info(
-        "wrote %d values of %s for dataset %s in %.2fs",
+        "wrote %d rows of %d signals (%s) for dataset %s in %.2fs",
         count,
-        signal.name,
+        len(signals),
+        ", ".join(s.name for s in signals[:3]) + ("…" if len(signals) > 3 else ""),
         dataset_id,
         time.perf_counter() - started,
     )

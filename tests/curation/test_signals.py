@@ -10,6 +10,7 @@ from curation.services.datasets import dataset_delete
 from curation.services.signals import (
     partition_name,
     signal_define,
+    signal_rows_write,
     signal_table_compact,
     signal_values_clear,
     signal_values_write,
@@ -135,3 +136,21 @@ def test_compacting_reclaims_the_space_of_rewritten_values() -> None:
     signal_table_compact(dataset_id=dataset.pk)
     assert size() <= once
     assert set(column_values(dataset.pk, signal.column_name).values()) == {2.0}
+
+
+def test_several_signals_are_written_in_one_upsert() -> None:
+    dataset = make_dataset()
+    ids = add_documents(dataset.pk, 4)
+    a = signal_define(name="a", step="s", step_version="1", dtype="int")
+    b = signal_define(name="b", step="s", step_version="1", dtype="text")
+    c = signal_define(name="c", step="s", step_version="1", dtype="json")
+    signal_rows_write(
+        signals=[a, b, c],
+        dataset_id=dataset.pk,
+        rows=[(i, n, None if n == 2 else f"t{n}", {"n": n}) for n, i in enumerate(ids)],
+    )
+    shown = {
+        v.signal.name: v.value for v in document_signals(document=Document.objects.get(pk=ids[2]))
+    }
+    assert shown == {"a": 2, "c": {"n": 2}}
+    assert column_values(dataset.pk, b.column_name)[ids[3]] == "t3"
