@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "curation",
+    "pipelines",
 ]
 
 MIDDLEWARE = [
@@ -148,7 +149,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Model steps route themselves to "gpu"; everything else runs on "cpu" workers.
-CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "cpu"}}
+CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "cpu"}, "pipelines.tasks.*": {"queue": "cpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -180,4 +181,11 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "imports-resume-stale": {"task": "curation.tasks.imports_resume_stale", "schedule": 60.0},
+    "runs-resume-stale": {"task": "pipelines.tasks.runs_resume_stale", "schedule": 60.0},
 }
+
+# Modules whose import registers pipeline steps; add your own to plug in custom steps.
+WINNOW_STEP_MODULES = [
+    m for m in os.environ.get("WINNOW_STEP_MODULES", "pipelines.steps.registry").split(",") if m
+]
+WINNOW_BATCH_LEASE_SECONDS = float(os.environ.get("WINNOW_BATCH_LEASE_SECONDS", "600"))

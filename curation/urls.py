@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from curation import views
 from curation.api import api
@@ -20,6 +20,7 @@ urlpatterns = [
         views.import_rejections_download,
         name="import_rejections_download",
     ),
+    path("", include("pipelines.urls")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,1 @@
+"""Pipelines: steps (pure computation), pipeline definitions, runs and their Celery tasks."""

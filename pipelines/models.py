@@ -1,0 +1,117 @@
+"""Pipelines, their runs and the batches a run is cut into."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from curation.models import Dataset
+
+
+class Pipeline(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    definition = models.JSONField(
+        default=list,
+        help_text='Ordered steps: [{"step": "gopher_quality", "params": {"min_doc_words": 50}}].',
+    )
+    version = models.PositiveIntegerField(
+        default=1, help_text="Raised by every change of the definition."
+    )
+    batch_size = models.PositiveIntegerField(default=1000, help_text="Documents per task.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pipeline_detail", args=[self.slug])
+
+
+class PipelineRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pipeline_runs")
+    pipeline_version = models.PositiveIntegerField()
+    definition = models.JSONField(
+        help_text="The exact steps run: name, version, device, params, signals."
+    )
+    batch_size = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pipeline_runs",
+    )
+    trigger = models.CharField(
+        max_length=20, default="manual", help_text="manual, cli, schedule or import."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.pipeline_id} on {self.dataset_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("run_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED}
+
+
+class RunBatch(models.Model):
+    """One step over one contiguous id range of the dataset's documents: one task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="batches")
+    step_index = models.PositiveIntegerField()
+    first_document_id = models.BigIntegerField()
+    last_document_id = models.BigIntegerField()
+    size = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Compute and write time.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Traceback of the last failure.")
+    failed_document_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The first document the step failed on, when found."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step_index", "first_document_id"], name="runbatch_unique_range"
+            )
+        ]
+        indexes = [models.Index(fields=["run", "status"], name="runbatch_status_idx")]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of run {self.run_id} step {self.step_index}"

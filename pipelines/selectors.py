@@ -1,0 +1,87 @@
+"""Reads for the pipelines pages, API and CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from pipelines.models import Pipeline, PipelineRun, RunBatch
+
+
+def pipeline_list() -> QuerySet[Pipeline]:
+    return Pipeline.objects.order_by("name")
+
+
+def run_list(*, dataset_id: int | None = None, limit: int = 50) -> QuerySet[PipelineRun]:
+    qs = PipelineRun.objects.select_related("pipeline", "dataset").order_by("-created_at")
+    if dataset_id is not None:
+        qs = qs.filter(dataset_id=dataset_id)
+    return qs[:limit]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    index: int
+    step: str
+    version: str
+    device: str
+    batches: int
+    done: int
+    failed: int
+    running: int
+    documents: int
+    documents_done: int
+    docs_per_second: float | None
+    eta_seconds: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.batches if self.batches else 1.0
+
+
+def run_progress(*, run: PipelineRun) -> list[StepProgress]:
+    """Per-step progress from the batch rows (derived, never counted up)."""
+    rows = {
+        row["step_index"]: row
+        for row in run.batches.values("step_index").annotate(
+            batches=Count("id"),
+            done=Count("id", filter=Q(status=RunBatch.Status.DONE)),
+            failed=Count("id", filter=Q(status=RunBatch.Status.FAILED)),
+            running=Count("id", filter=Q(status=RunBatch.Status.RUNNING)),
+            documents=Sum("size"),
+            documents_done=Sum("size", filter=Q(status=RunBatch.Status.DONE)),
+        )
+    }
+    end = run.finished_at or timezone.now()
+    elapsed = (end - run.started_at).total_seconds() if run.started_at else 0.0
+    progress = []
+    for index, spec in enumerate(run.definition):
+        row: dict[str, Any] = dict(rows.get(index, {}))
+        done_docs = row.get("documents_done") or 0
+        total_docs = row.get("documents") or 0
+        rate = done_docs / elapsed if elapsed > 0 and done_docs else None
+        eta = (total_docs - done_docs) / rate if rate and not run.is_finished else None
+        progress.append(
+            StepProgress(
+                index=index,
+                step=spec["step"],
+                version=spec["version"],
+                device=spec["device"],
+                batches=row.get("batches", 0),
+                done=row.get("done", 0),
+                failed=row.get("failed", 0),
+                running=row.get("running", 0),
+                documents=total_docs,
+                documents_done=done_docs,
+                docs_per_second=rate,
+                eta_seconds=eta,
+            )
+        )
+    return progress
+
+
+def run_failures(*, run: PipelineRun, limit: int = 20) -> QuerySet[RunBatch]:
+    return run.batches.filter(status=RunBatch.Status.FAILED).order_by("step_index", "id")[:limit]

@@ -1,0 +1,1 @@
+"""Services of the pipelines app: definitions and runs."""

@@ -1,0 +1,358 @@
+"""Pipeline runs: plan batches, execute them on workers, finish, cancel, retry, resume.
+
+A run snapshots its pipeline's definition (step versions, params, signals) and
+is cut into batches: one per (document-level step, contiguous id range). Each
+batch is one Celery task that:
+
+1. claims the batch with a conditional UPDATE (a lease), so a batch runs once at a
+   time and a re-delivered or duplicated task finds nothing to do;
+2. reads the range's documents, runs the step, and in one transaction upserts the
+   step's signal values and marks the batch done; a worker killed mid-batch
+   leaves it running with a lease that expires, and the batch is queued again;
+3. finishes the run when no batch is left, with the status derived from the
+   batches (never counted up).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from curation.models import Dataset, Signal
+from curation.models import Document as DocumentRow
+from curation.services.signals import signal_define, signal_rows_write, signal_table_compact
+from pipelines.errors import BatchLeaseLostError, PipelineDefinitionError
+from pipelines.models import Pipeline, PipelineRun, RunBatch
+from pipelines.services.definitions import definition_snapshot, step_from_spec
+from pipelines.steps.base import Document, Step
+
+logger = logging.getLogger(__name__)
+
+REQUEUE_AFTER = timedelta(minutes=10)
+ACTIVE = (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def document_ranges(*, dataset_id: int, size: int) -> list[tuple[int, int, int]]:
+    """Contiguous id ranges of ``size`` documents: (first id, last id, count)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(id), max(id), count(*) FROM ("
+            "  SELECT id, (row_number() OVER (ORDER BY id) - 1) / %s AS chunk"
+            "  FROM curation_document WHERE dataset_id = %s"
+            ") numbered GROUP BY chunk ORDER BY chunk",
+            [size, dataset_id],
+        )
+        return [(int(a), int(b), int(n)) for a, b, n in cursor.fetchall()]
+
+
+@transaction.atomic
+def run_create(
+    *,
+    pipeline: Pipeline,
+    dataset: Dataset,
+    user: User | AnonymousUser | None = None,
+    trigger: str = "manual",
+) -> PipelineRun:
+    """Snapshot the pipeline, define its signals and plan every batch of the run."""
+    snapshot = definition_snapshot(pipeline.definition)
+    corpus = [s["step"] for s in snapshot if s["level"] != "document"]
+    if corpus:
+        raise PipelineDefinitionError(
+            f"corpus-level steps {corpus} are not supported by this runner yet"
+        )
+    for step in snapshot:
+        for signal in step["signals"]:
+            signal_define(
+                name=signal["name"],
+                step=step["step"],
+                step_version=step["version"],
+                dtype=signal["dtype"],
+                description=signal["description"],
+            )
+    run = PipelineRun.objects.create(
+        pipeline=pipeline,
+        dataset=dataset,
+        pipeline_version=pipeline.version,
+        definition=snapshot,
+        batch_size=pipeline.batch_size,
+        created_by=user if user is not None and user.is_authenticated else None,
+        trigger=trigger,
+    )
+    ranges = document_ranges(dataset_id=dataset.pk, size=pipeline.batch_size)
+    RunBatch.objects.bulk_create(
+        RunBatch(
+            run=run,
+            step_index=index,
+            first_document_id=first,
+            last_document_id=last,
+            size=count,
+        )
+        for index in range(len(snapshot))
+        for first, last, count in ranges
+    )
+    if not ranges:
+        run.status = PipelineRun.Status.SUCCEEDED
+        run.started_at = run.finished_at = timezone.now()
+        run.save(update_fields=["status", "started_at", "finished_at"])
+    return run
+
+
+def run_dispatch(*, run: PipelineRun) -> int:
+    """Queue every pending batch of the run once the current transaction commits."""
+    pending = list(
+        run.batches.filter(status=RunBatch.Status.PENDING).values_list("pk", "step_index")
+    )
+    transaction.on_commit(lambda: _queue(run, pending))
+    return len(pending)
+
+
+def _queue(run: PipelineRun, batches: Sequence[tuple[int, int]], countdown: float = 0) -> None:
+    from pipelines.tasks import run_batch
+
+    RunBatch.objects.filter(pk__in=[pk for pk, _ in batches]).update(queued_at=timezone.now())
+    devices = [step["device"] for step in run.definition]
+    for pk, step_index in batches:
+        run_batch.apply_async((pk,), queue=devices[step_index], countdown=countdown)
+
+
+@lru_cache(maxsize=32)
+def _step(spec_json: bytes) -> Step:
+    """One step instance per definition and process: models load once."""
+    return step_from_spec(orjson.loads(spec_json))
+
+
+def _claim(batch_id: int, owner: str) -> bool:
+    now = timezone.now()
+    return bool(
+        RunBatch.objects.filter(pk=batch_id, run__status__in=ACTIVE)
+        .filter(
+            Q(status=RunBatch.Status.PENDING)
+            | Q(status=RunBatch.Status.RUNNING, lease_expires_at__lt=now)
+        )
+        .update(
+            status=RunBatch.Status.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=settings.WINNOW_BATCH_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | None:
+    """Run one batch to the end (see the module docstring); None when not claimable."""
+    owner = owner or worker_name()
+    if not _claim(batch_id, owner):
+        logger.info("batch %s: not claimable (done, held, or its run is not active)", batch_id)
+        return None
+    batch = RunBatch.objects.select_related("run").get(pk=batch_id)
+    run = batch.run
+    PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.PENDING).update(
+        status=PipelineRun.Status.RUNNING, started_at=timezone.now()
+    )
+    spec = run.definition[batch.step_index]
+    started = time.perf_counter()
+    documents = [
+        Document(id=pk, text=text, meta=meta)
+        for pk, text, meta in DocumentRow.objects.filter(
+            dataset_id=run.dataset_id,
+            id__gte=batch.first_document_id,
+            id__lte=batch.last_document_id,
+        )
+        .order_by("id")
+        .values_list("id", "text", "meta")
+    ]
+    step = _step(orjson.dumps({"step": spec["step"], "params": spec["params"]}))
+    try:
+        values = step.run(documents)
+        rows = _rows(spec, documents, values)
+    except Exception as exc:  # noqa: BLE001 - any step failure is recorded on the batch
+        _fail(batch, owner, step, documents, exc)
+    else:
+        _complete(batch, owner, spec, rows, time.perf_counter() - started)
+    run_finish_if_complete(run_id=run.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def _rows(
+    spec: dict[str, Any], documents: Sequence[Document], values: dict[str, list[Any]]
+) -> list[tuple[Any, ...]]:
+    names = [s["name"] for s in spec["signals"]]
+    if set(values) != set(names):
+        raise ValueError(
+            f"step {spec['step']} returned signals {sorted(values)}, declared {sorted(names)}"
+        )
+    for name in names:
+        if len(values[name]) != len(documents):
+            raise ValueError(
+                f"step {spec['step']} returned {len(values[name])} values of {name} "
+                f"for {len(documents)} documents"
+            )
+    columns = [values[name] for name in names]
+    return [(doc.id, *row) for doc, row in zip(documents, zip(*columns, strict=True), strict=True)]
+
+
+def _complete(
+    batch: RunBatch, owner: str, spec: dict[str, Any], rows: list[tuple[Any, ...]], seconds: float
+) -> None:
+    by_name = {
+        s.name: s for s in Signal.objects.filter(name__in=[x["name"] for x in spec["signals"]])
+    }
+    signals = [by_name[x["name"]] for x in spec["signals"]]
+    with transaction.atomic():
+        signal_rows_write(signals=signals, dataset_id=batch.run.dataset_id, rows=rows)
+        done = RunBatch.objects.filter(
+            pk=batch.pk, lease_owner=owner, status=RunBatch.Status.RUNNING
+        ).update(
+            status=RunBatch.Status.DONE,
+            seconds=seconds,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            error="",
+            failed_document_id=None,
+        )
+        if not done:
+            raise BatchLeaseLostError(f"batch {batch.pk}: lease taken over; values not written")
+    logger.info(
+        "run %s step %s batch %s: %d documents in %.2fs (%.0f docs/s)",
+        batch.run_id,
+        spec["step"],
+        batch.pk,
+        len(rows),
+        seconds,
+        len(rows) / seconds if seconds else 0,
+    )
+
+
+def _fail(
+    batch: RunBatch, owner: str, step: Step, documents: Sequence[Document], exc: Exception
+) -> None:
+    """Record the failure with the first document the step fails on alone, when one does."""
+    failing = None
+    if len(documents) > 1:
+        for document in documents:
+            try:
+                step.run([document])
+            except Exception:  # noqa: BLE001 - looking for the document that fails
+                failing = document.id
+                break
+    elif documents:
+        failing = documents[0].id
+    RunBatch.objects.filter(pk=batch.pk, lease_owner=owner).update(
+        status=RunBatch.Status.FAILED,
+        error="".join(traceback.format_exception(exc))[-20_000:],
+        failed_document_id=failing,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+    logger.warning("batch %s failed on document %s: %r", batch.pk, failing, exc)
+
+
+def run_finish_if_complete(*, run_id: int) -> PipelineRun:
+    """Finish the run when no batch is pending or running: failed if any batch failed."""
+    run = PipelineRun.objects.get(pk=run_id)
+    open_batches = run.batches.filter(
+        status__in=[RunBatch.Status.PENDING, RunBatch.Status.RUNNING]
+    ).exists()
+    if open_batches or run.status != PipelineRun.Status.RUNNING:
+        return run
+    failed = run.batches.filter(status=RunBatch.Status.FAILED).count()
+    status = PipelineRun.Status.FAILED if failed else PipelineRun.Status.SUCCEEDED
+    finished = PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
+        status=status,
+        finished_at=timezone.now(),
+        error=f"{failed} batch(es) failed: retry them from the run page" if failed else "",
+    )
+    if finished and not failed and not connection.in_atomic_block:
+        # Each batch left old row versions behind; filters scan half as many pages after.
+        signal_table_compact(dataset_id=run.dataset_id)
+    run.refresh_from_db()
+    return run
+
+
+def run_cancel(*, run: PipelineRun) -> bool:
+    """Stop handing out batches; batches already computing finish and are kept."""
+    return bool(
+        PipelineRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
+            status=PipelineRun.Status.CANCELLED, finished_at=timezone.now()
+        )
+    )
+
+
+@transaction.atomic
+def run_resume(*, run: PipelineRun, retry_failed: bool = False) -> int:
+    """Queue the run's unfinished batches again (and its failed ones when asked)."""
+    now = timezone.now()
+    reset = run.batches.filter(
+        Q(status__in=[RunBatch.Status.PENDING, RunBatch.Status.FAILED])
+        | Q(status=RunBatch.Status.RUNNING, lease_expires_at__lt=now)
+    )
+    if not retry_failed:
+        reset = reset.exclude(status=RunBatch.Status.FAILED)
+    reset.update(status=RunBatch.Status.PENDING, lease_expires_at=None)
+    if not run.batches.filter(status=RunBatch.Status.PENDING).exists():
+        return 0
+    PipelineRun.objects.filter(pk=run.pk).update(
+        status=PipelineRun.Status.RUNNING, finished_at=None, error=""
+    )
+    run.refresh_from_db()
+    return run_dispatch(run=run)
+
+
+def runs_resume_stale() -> int:
+    """Queue batches whose worker died (lease expired) or whose message was lost."""
+    now = timezone.now()
+    old = now - REQUEUE_AFTER
+    stale = (
+        RunBatch.objects.filter(run__status__in=ACTIVE)
+        .filter(
+            Q(status=RunBatch.Status.RUNNING, lease_expires_at__lt=now)
+            & (
+                Q(queued_at__isnull=True)
+                | Q(queued_at__lt=F("lease_expires_at"))
+                | Q(queued_at__lt=old)
+            )
+            | Q(status=RunBatch.Status.PENDING) & (Q(queued_at__isnull=True) | Q(queued_at__lt=old))
+        )
+        .select_related("run")
+    )
+    by_run: dict[int, list[tuple[int, int]]] = {}
+    runs: dict[int, PipelineRun] = {}
+    for batch in stale:
+        by_run.setdefault(batch.run_id, []).append((batch.pk, batch.step_index))
+        runs[batch.run_id] = batch.run
+    for run_id, batches in by_run.items():
+        _queue(runs[run_id], batches)
+    return sum(len(b) for b in by_run.values())
+
+
+def runs_resume_after_restart() -> int:
+    """On worker start: queue running batches to run as soon as their dead holder's lease ends."""
+    now = timezone.now()
+    count = 0
+    for batch in RunBatch.objects.filter(
+        status=RunBatch.Status.RUNNING, run__status__in=ACTIVE
+    ).select_related("run"):
+        expires = batch.lease_expires_at
+        wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
+        _queue(batch.run, [(batch.pk, batch.step_index)], countdown=wait)
+        count += 1
+    return count

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from pipelines import views
+
+urlpatterns = [
+    path("pipelines/", views.pipeline_list, name="pipeline_list"),
+    path("pipelines/<slug:slug>/", views.pipeline_detail, name="pipeline_detail"),
+    path("datasets/<int:dataset_id>/runs/", views.dataset_runs, name="dataset_runs"),
+    path("runs/<int:pk>/", views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/<str:action>/", views.run_action, name="run_action"),
+]

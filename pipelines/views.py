@@ -1,0 +1,103 @@
+"""Pipeline pages: list, detail with a run form, run progress with cancel/resume/retry."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.middleware import HtmxDetails
+
+from curation.errors import CurationError
+from pipelines import selectors
+from pipelines.forms import RunForm
+from pipelines.models import Pipeline, PipelineRun
+from pipelines.services.runs import run_cancel, run_create, run_dispatch, run_resume
+
+HTMX_STOP_POLLING = 286
+RUN_ACTIONS = ("cancel", "resume", "retry")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _get_pipeline_for_user(request: HttpRequest, slug: str) -> Pipeline:
+    return get_object_or_404(Pipeline, slug=slug)
+
+
+def _get_run_for_user(request: HttpRequest, pk: int) -> PipelineRun:
+    return get_object_or_404(PipelineRun.objects.select_related("pipeline", "dataset"), pk=pk)
+
+
+@login_required
+def pipeline_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "pipelines/pipeline_list.html",
+        {"pipelines": selectors.pipeline_list(), "runs": selectors.run_list(limit=20)},
+    )
+
+
+@login_required
+def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    pipeline = _get_pipeline_for_user(request, slug)
+    form = RunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = run_create(
+                pipeline=pipeline, dataset=form.cleaned_data["dataset"], user=request.user
+            )
+        except CurationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            run_dispatch(run=run)
+            return redirect(run)
+    return render(request, "pipelines/pipeline_detail.html", {"pipeline": pipeline, "form": form})
+
+
+@login_required
+def dataset_runs(request: HtmxHttpRequest, dataset_id: int) -> HttpResponse:
+    """The runs of one dataset: a fragment the dataset page loads, or a page of its own."""
+    template = "pipelines/dataset_runs.html" + ("#runs" if request.htmx else "")
+    return render(
+        request,
+        template,
+        {
+            "runs": selectors.run_list(dataset_id=dataset_id, limit=20),
+            "pipelines": selectors.pipeline_list(),
+            "dataset_id": dataset_id,
+        },
+    )
+
+
+@login_required
+def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = _get_run_for_user(request, pk)
+    context = {
+        "run": run,
+        "steps": selectors.run_progress(run=run),
+        "failures": selectors.run_failures(run=run),
+    }
+    if request.htmx:
+        response = render(request, "pipelines/run_detail.html#progress", context)
+        if run.is_finished:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    return render(request, "pipelines/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    run = _get_run_for_user(request, pk)
+    if action not in RUN_ACTIONS:
+        raise Http404(f"no run action {action!r}")
+    if action == "cancel":
+        done = run_cancel(run=run)
+        messages.info(request, "Run cancelled." if done else "The run had already finished.")
+    else:
+        queued = run_resume(run=run, retry_failed=action == "retry")
+        messages.info(request, f"{queued} batch(es) queued.")
+    return redirect(run)

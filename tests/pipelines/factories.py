@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from curation.models import Dataset, Document
+from pipelines.models import Pipeline
+from pipelines.services.definitions import pipeline_create
+
+
+def add_documents(dataset: Dataset, texts: list[str]) -> list[int]:
+    docs = Document.objects.bulk_create(
+        Document(
+            dataset=dataset,
+            external_id=f"d{i}",
+            text=text,
+            content_hash=i,
+            char_count=len(text),
+            word_count=len(text.split()),
+            line_count=text.count("\n") + 1,
+        )
+        for i, text in enumerate(texts)
+    )
+    return [d.pk for d in docs]
+
+
+def make_pipeline(steps: list[dict[str, Any]], name: str = "p", batch_size: int = 10) -> Pipeline:
+    return pipeline_create(name=name, definition=steps, batch_size=batch_size)

@@ -1,0 +1,65 @@
+"""Pipeline runs on real Celery worker processes over real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from curation.models import Signal
+from pipelines.models import PipelineRun, RunBatch
+from pipelines.services.runs import run_create, run_dispatch
+from tests.conftest import wait_for
+from tests.curation.factories import make_dataset
+from tests.pipelines.factories import add_documents, make_pipeline
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def worker_env(settings: Any, **extra: str) -> dict[str, str]:
+    return {"WINNOW_STEP_MODULES": ",".join(settings.WINNOW_STEP_MODULES), **extra}
+
+
+def run_state(run_id: int) -> PipelineRun:
+    return PipelineRun.objects.get(pk=run_id)
+
+
+def test_a_dispatched_run_finishes_on_a_worker(start_worker: Any, settings: Any) -> None:
+    start_worker(worker_env(settings))
+    dataset = make_dataset()
+    add_documents(dataset, [f"doc {i}" for i in range(35)])
+    run = run_create(pipeline=make_pipeline([{"step": "test_text_length"}]), dataset=dataset)
+    assert run_dispatch(run=run) == 4
+
+    wait_for(lambda: run_state(run.pk).is_finished)
+    assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
+
+
+def test_kill_9_mid_run_then_a_new_worker_leaves_one_value_per_document(
+    start_worker: Any, settings: Any
+) -> None:
+    env = worker_env(settings, WINNOW_BATCH_LEASE_SECONDS="2")
+    first = start_worker(env)
+    dataset = make_dataset()
+    ids = add_documents(dataset, [f"doc {i}" for i in range(200)])
+    pipeline = make_pipeline([{"step": "test_slow", "params": {"seconds": 0.02}}])
+    run = run_create(pipeline=pipeline, dataset=dataset)
+    run_dispatch(run=run)
+
+    wait_for(lambda: run.batches.filter(status=RunBatch.Status.DONE).count() >= 3, interval=0.02)
+    first.kill()
+    assert run.batches.exclude(status=RunBatch.Status.DONE).exists()
+
+    start_worker(env)
+    wait_for(lambda: run_state(run.pk).is_finished, timeout=120)
+    assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
+    column = Signal.objects.get(name="test_slow_id").column_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), count({column}), count(DISTINCT document_id), "
+            f"bool_and({column} = document_id) FROM curation_signal_row WHERE dataset_id = %s",
+            [dataset.pk],
+        )
+        assert cursor.fetchone() == (len(ids), len(ids), len(ids), True)
+    assert run.batches.filter(attempts__gt=1).exists()
