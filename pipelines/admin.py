@@ -7,8 +7,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from pipelines.errors import PipelineDefinitionError
-from pipelines.models import Pipeline, PipelineRun
+from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
 from pipelines.services.definitions import definition_validate
+from pipelines.services.schedules import (
+    cron_validate,
+    schedule_create,
+    schedule_delete,
+    schedule_set_enabled,
+)
 
 
 class PipelineAdminForm(forms.ModelForm):
@@ -41,3 +47,46 @@ class PipelineRunAdmin(admin.ModelAdmin):
     list_display = ["pk", "pipeline", "dataset", "status", "created_at", "finished_at"]
     list_filter = ["status", "pipeline"]
     readonly_fields = [f.name for f in PipelineRun._meta.fields]
+
+
+class PipelineScheduleAdminForm(forms.ModelForm):
+    class Meta:
+        model = PipelineSchedule
+        fields = ["pipeline", "dataset", "trigger", "cron", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("trigger") == PipelineSchedule.Trigger.CRON and not self.instance.pk:
+            try:
+                cron_validate(data.get("cron", ""))
+            except PipelineDefinitionError as exc:
+                self.add_error("cron", str(exc))
+        return data
+
+
+@admin.register(PipelineSchedule)
+class PipelineScheduleAdmin(admin.ModelAdmin):
+    """Schedules are made through the service so that their beat entry exists too."""
+
+    form = PipelineScheduleAdminForm
+
+    list_display = ["pipeline", "dataset", "trigger", "cron", "enabled", "last_run"]
+    list_filter = ["trigger", "enabled"]
+    fields = ["pipeline", "dataset", "trigger", "cron", "enabled"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["pipeline", "dataset", "trigger", "cron"] if obj else []
+
+    def save_model(
+        self, request: HttpRequest, obj: PipelineSchedule, form: Any, change: bool
+    ) -> None:
+        if change:
+            schedule_set_enabled(schedule=obj, enabled=obj.enabled)
+            return
+        created = schedule_create(
+            pipeline=obj.pipeline, dataset=obj.dataset, trigger=obj.trigger, cron=obj.cron
+        )
+        obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: PipelineSchedule) -> None:
+        schedule_delete(schedule=obj)

@@ -7,3 +7,15 @@ from curation.models import Dataset
 
 class RunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("name"))
+
+
+class ScheduleForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("name"))
+    trigger = forms.ChoiceField(
+        choices=[("cron", "On a schedule"), ("import", "After each import")]
+    )
+    cron = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text='Five cron fields for "On a schedule": "0 3 * * *" is 03:00 every day.',
+    )

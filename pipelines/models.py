@@ -115,3 +115,37 @@ class RunBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.pk} of run {self.run_id} step {self.step_index}"
+
+
+class PipelineSchedule(models.Model):
+    """Run a pipeline on a dataset on a cron schedule, or after each import into it."""
+
+    class Trigger(models.TextChoices):
+        CRON = "cron", "On a schedule"
+        IMPORT = "import", "After each import"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="schedules")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="schedules")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    cron = models.CharField(
+        max_length=100, blank=True, help_text='Five cron fields, e.g. "0 3 * * *" (03:00 daily).'
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pipeline_schedule",
+    )
+    enabled = models.BooleanField(default=True)
+    last_run = models.ForeignKey(
+        PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline__name", "dataset__name"]
+
+    def __str__(self) -> str:
+        when = self.cron if self.trigger == self.Trigger.CRON else "after each import"
+        return f"{self.pipeline} on {self.dataset}: {when}"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from pipelines.models import Pipeline, PipelineRun, RunBatch
+from pipelines.models import Pipeline, PipelineRun, PipelineSchedule, RunBatch
 
 
 def pipeline_list() -> QuerySet[Pipeline]:
@@ -85,3 +86,29 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
 
 def run_failures(*, run: PipelineRun, limit: int = 20) -> QuerySet[RunBatch]:
     return run.batches.filter(status=RunBatch.Status.FAILED).order_by("step_index", "id")[:limit]
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    schedule: PipelineSchedule
+    next_run: datetime | None
+    last_run_at: datetime | None
+
+
+def schedule_list(*, pipeline: Pipeline | None = None) -> list[ScheduleRow]:
+    """Schedules with when beat runs them next and when they last ran."""
+    from pipelines.services.schedules import schedule_next_run
+
+    qs = PipelineSchedule.objects.select_related(
+        "pipeline", "dataset", "periodic_task__crontab", "last_run"
+    )
+    if pipeline is not None:
+        qs = qs.filter(pipeline=pipeline)
+    return [
+        ScheduleRow(
+            schedule=s,
+            next_run=schedule_next_run(s),
+            last_run_at=s.last_run.created_at if s.last_run else None,
+        )
+        for s in qs
+    ]

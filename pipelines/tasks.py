@@ -34,3 +34,24 @@ def _resume_after_restart(**_: Any) -> None:
 
     if queued := runs_resume_after_restart():
         logger.info("will resume %d batches when their leases expire", queued)
+
+
+@shared_task
+def run_scheduled(schedule_id: int) -> None:
+    from pipelines.models import PipelineSchedule
+    from pipelines.services.schedules import schedule_run
+
+    schedule = PipelineSchedule.objects.filter(pk=schedule_id).first()
+    if schedule is None:
+        logger.warning("schedule %s no longer exists", schedule_id)
+        return
+    schedule_run(schedule=schedule)
+
+
+@shared_task
+def import_finished(dataset_id: int, job_id: int) -> None:
+    """Sent by name by the curation app when an import succeeds."""
+    from pipelines.services.schedules import schedules_after_import
+
+    for run in schedules_after_import(dataset_id=dataset_id):
+        logger.info("import %s started run %s", job_id, run.pk)

@@ -11,9 +11,10 @@ from django_htmx.middleware import HtmxDetails
 
 from curation.errors import CurationError
 from pipelines import selectors
-from pipelines.forms import RunForm
-from pipelines.models import Pipeline, PipelineRun
+from pipelines.forms import RunForm, ScheduleForm
+from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
 from pipelines.services.runs import run_cancel, run_create, run_dispatch, run_resume
+from pipelines.services.schedules import schedule_create, schedule_delete
 
 HTMX_STOP_POLLING = 286
 RUN_ACTIONS = ("cancel", "resume", "retry")
@@ -44,6 +45,12 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
 def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
     pipeline = _get_pipeline_for_user(request, slug)
     form = RunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    context = {
+        "pipeline": pipeline,
+        "form": form,
+        "schedule_form": ScheduleForm(),
+        "schedules": selectors.schedule_list(pipeline=pipeline),
+    }
     if request.method == "POST" and form.is_valid():
         try:
             run = run_create(
@@ -54,7 +61,33 @@ def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             run_dispatch(run=run)
             return redirect(run)
-    return render(request, "pipelines/pipeline_detail.html", {"pipeline": pipeline, "form": form})
+    return render(request, "pipelines/pipeline_detail.html", context)
+
+
+@login_required
+@require_POST
+def schedule_add(request: HttpRequest, slug: str) -> HttpResponse:
+    pipeline = _get_pipeline_for_user(request, slug)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            schedule_create(pipeline=pipeline, **form.cleaned_data)
+        except CurationError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.info(request, "Schedule added.")
+    else:
+        messages.error(request, f"Schedule not added: {form.errors.as_text()}")
+    return redirect(pipeline)
+
+
+@login_required
+@require_POST
+def schedule_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(PipelineSchedule.objects.select_related("pipeline"), pk=pk)
+    schedule_delete(schedule=schedule)
+    messages.info(request, "Schedule removed.")
+    return redirect(schedule.pipeline)
 
 
 @login_required

@@ -366,10 +366,25 @@ def _finish(job: ImportJob, owner: str, status: str, error: str) -> None:
         return
     dataset = Dataset.objects.get(pk=job.dataset_id)
     dataset_recount(dataset=dataset)
+    if status == ImportJob.Status.SUCCEEDED:
+        transaction.on_commit(lambda: _announce_import(job.dataset_id, job.pk))
     if job.rows_imported >= 10_000:
         # Fresh statistics keep the planner honest after a big load.
         transaction.on_commit(_analyze_documents)
     logger.info("import %s: %s (%s)", job.pk, status, error or "ok")
+
+
+def _announce_import(dataset_id: int, job_id: int) -> None:
+    """Tell whoever listens (pipeline schedules) that an import finished.
+
+    Sent by task name: curation does not import the apps that react to it.
+    """
+    from curation.celery import app
+
+    try:
+        app.send_task("pipelines.tasks.import_finished", args=[dataset_id, job_id])
+    except OSError as exc:  # the broker is down: the import itself is done and kept
+        logger.warning("import %s: could not announce it (%s)", job_id, exc)
 
 
 def _analyze_documents() -> None:
