@@ -226,16 +226,20 @@ def _ensure_database(socket_dir: Path) -> None:
 
 
 def stop_postgres(root: Path) -> bool:
-    pgdata = root / "postgres"
-    _pgserver_runtime(root)
-    if _postgres_pid(pgdata) is None:
+    """Fast shutdown (what ``pg_ctl -m fast stop`` sends): SIGINT to the postmaster, then wait.
+
+    Signalling directly needs no access to the data dir as the server's user, which a
+    temp-dir cleaner or a stricter umask may have taken away since the start.
+    """
+    pid = _postgres_pid(root / "postgres")
+    if pid is None:
         return False
-    subprocess.run(
-        [str(_pg_bin() / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
-        check=False,
-        capture_output=True,
-        **_pg_run_as(),  # type: ignore[call-overload]
-    )
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise EmbeddedServiceError(f"embedded PostgreSQL (pid {pid}) did not stop in 60 s")
+        time.sleep(0.05)
     return True
 
 

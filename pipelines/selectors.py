@@ -35,7 +35,7 @@ class StepProgress:
     running: int
     documents: int
     documents_done: int
-    docs_per_second: float | None
+    docs_per_second: float | None  # compute speed in one worker
     eta_seconds: float | None
 
     @property
@@ -54,6 +54,7 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
             running=Count("id", filter=Q(status=RunBatch.Status.RUNNING)),
             documents=Sum("size"),
             documents_done=Sum("size", filter=Q(status=RunBatch.Status.DONE)),
+            seconds=Sum("seconds", filter=Q(status=RunBatch.Status.DONE)),
         )
     }
     end = run.finished_at or timezone.now()
@@ -63,8 +64,12 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
         row: dict[str, Any] = dict(rows.get(index, {}))
         done_docs = row.get("documents_done") or 0
         total_docs = row.get("documents") or 0
-        rate = done_docs / elapsed if elapsed > 0 and done_docs else None
-        eta = (total_docs - done_docs) / rate if rate and not run.is_finished else None
+        # The step's own speed (documents per second of compute in one worker), and an
+        # ETA from its progress over the run's wall time (several workers share it).
+        seconds = row.get("seconds") or 0.0
+        rate = done_docs / seconds if seconds > 0 else None
+        wall_rate = done_docs / elapsed if elapsed > 0 and done_docs else None
+        eta = (total_docs - done_docs) / wall_rate if wall_rate and not run.is_finished else None
         progress.append(
             StepProgress(
                 index=index,

@@ -103,21 +103,34 @@ def test_demo_from_nothing_serves_sample_data_and_keeps_it_across_restarts(
     first = Demo(env)
     try:
         password = first.wait_for(r"admin user: admin\s+password: (\S+)").group(1)
+        run_path = first.wait_for(r"web-quality pipeline queued on the sample: \S+?(/runs/\d+/)")
         first.wait_for(r"Winnow is running at")
         session = login(base, password)
         count = sample_count(session, base)
         assert count > 2000
         docs = session.get(f"{base}/datasets/python-docs-sample/", timeout=30).text
         assert "doc-" in docs
+        # The worker runs the default pipeline over the sample: wait for it to finish.
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            page = session.get(f"{base}{run_path.group(1)}", timeout=30).text
+            if 'id="run-status">Succeeded<' in page:
+                break
+            assert 'id="run-status">Failed<' not in page, page[:3000]
+            time.sleep(1)
+        else:
+            raise AssertionError("the web-quality run did not finish within 240 s")
     finally:
         assert first.stop() == 0
-    assert "stopped embedded" in "".join(first.lines)
+    output = "".join(first.lines)
+    assert "stopped embedded redis, postgres" in output, output[-3000:]
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
 
     second = Demo(env)
     try:
         second.wait_for(r"Winnow is running at")
         assert not any("password" in line for line in second.lines)
+        assert not any("pipeline queued" in line for line in second.lines)
         assert sample_count(login(base, password), base) == count
     finally:
         assert second.stop() == 0

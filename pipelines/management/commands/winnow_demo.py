@@ -1,8 +1,9 @@
 """python manage.py winnow_demo: the whole app on one machine, until Ctrl-C.
 
 Migrates, creates an admin user (printing its password once), imports the
-sample dataset if it is missing, then runs a Celery worker and the web server
-as child processes. Ctrl-C (or SIGTERM) stops the children, then the embedded
+sample dataset if it is missing, runs a Celery worker and the web server as
+child processes, and queues the "web-quality" pipeline on the sample dataset
+the first time. Ctrl-C (or SIGTERM) stops the children, then the embedded
 PostgreSQL and Redis if this run's configuration uses them. Data stays in
 WINNOW_DATA_DIR, so the next run starts where this one stopped.
 """
@@ -29,8 +30,11 @@ from curation.models import Dataset, ImportJob
 from curation.sample_data import build_sample
 from curation.services.datasets import dataset_create
 from curation.services.imports import import_from_path
+from pipelines.models import Pipeline
+from pipelines.services.runs import run_create, run_dispatch
 
 SAMPLE_DATASET = "Python docs sample"
+DEMO_PIPELINE = "web-quality"
 
 
 class Command(BaseCommand):
@@ -47,6 +51,7 @@ class Command(BaseCommand):
         children = self._start_children(options["host"], options["port"])
         url = f"http://{options['host']}:{options['port']}/"
         self._wait_until_up(url, children)
+        self._queue_first_run(url)
         self.stdout.write(self.style.SUCCESS(f"Winnow is running at {url}  (Ctrl-C stops it)"))
         self.stdout.flush()
         stopping = False
@@ -104,6 +109,15 @@ class Command(BaseCommand):
         self.stdout.write(
             f"sample dataset: {job.rows_imported} documents imported ({manifest.size} built)"
         )
+
+    def _queue_first_run(self, url: str) -> None:
+        dataset = Dataset.objects.get(name=SAMPLE_DATASET)
+        pipeline = Pipeline.objects.filter(name=DEMO_PIPELINE).first()
+        if pipeline is None or dataset.pipeline_runs.filter(pipeline=pipeline).exists():
+            return
+        run = run_create(pipeline=pipeline, dataset=dataset, trigger="demo")
+        run_dispatch(run=run)
+        self.stdout.write(f"{DEMO_PIPELINE} pipeline queued on the sample: {url}runs/{run.pk}/")
 
     def _start_children(self, host: str, port: int) -> list[subprocess.Popen[bytes]]:
         env = dict(os.environ)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import pipelines.steps.registry  # noqa: F401  (registers the built-in steps)
+from pipelines.steps.base import REGISTRY, Document, Step
+
+TYPES: dict[str, tuple[type, ...]] = {
+    "float": (float,),
+    "int": (int,),
+    "bool": (bool,),
+    "text": (str,),
+    "json": (list, dict, str, int, float, bool),
+}
+MIXED = [
+    "The quick brown fox jumps over the lazy dog. " * 12,
+    "",
+    "   \n\n",
+    "- item one\n- item two\n- item one\n",
+    "Mail me at a@example.com or call +44 20 7946 0958. Card 4111 1111 1111 1111.",
+    "Le chat dort sur le canapé. Il pleut depuis ce matin.",
+    "function f() { return 1; }\nPlease enable JavaScript.",
+    "x" * 3000,
+]
+BUILT_IN = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("pipelines."))
+
+
+def test_the_registry_module_registers_every_built_in_step() -> None:
+    assert set(BUILT_IN) >= {
+        "gopher_quality",
+        "gopher_repetition",
+        "c4_quality",
+        "fineweb_quality",
+        "doc_stats",
+        "language_id",
+        "pii",
+    }
+
+
+def plain(value: Any) -> bool:
+    """Only what psycopg and JSON take as they are: no numpy scalars, no tuples."""
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    if type(value) is list:
+        return all(plain(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and plain(v) for k, v in value.items())
+    return False
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_step_returns_its_declared_signals_for_every_document(name: str) -> None:
+    cls = REGISTRY[name]
+    step: Step = cls()
+    specs = step.signals()
+    assert len({s.name for s in specs}) == len(specs)
+    prefix = "lang" if name == "language_id" else f"{name}_"
+    assert all(s.name.startswith(prefix) for s in specs)
+    batch = [Document(id=i, text=text) for i, text in enumerate(MIXED)]
+    out = step.run(batch)
+    assert list(out) == [s.name for s in specs]
+    for spec in specs:
+        values = out[spec.name]
+        assert len(values) == len(batch), spec.name
+        for value in values:
+            assert value is None or type(value) in TYPES[spec.dtype], (spec.name, value)
+            assert plain(value), (spec.name, value)
+    json.dumps(cls.describe())
+    assert cls.version == "1"
+
+
+def test_signal_names_are_unique_across_steps() -> None:
+    seen: dict[str, str] = {}
+    for name in BUILT_IN:
+        for spec in REGISTRY[name]().signals():
+            assert spec.name not in seen, (spec.name, name, seen.get(spec.name))
+            seen[spec.name] = name
