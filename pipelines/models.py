@@ -48,6 +48,10 @@ class PipelineRun(models.Model):
     definition = models.JSONField(
         help_text="The exact steps run: name, version, device, params, signals."
     )
+    stages = models.JSONField(
+        default=list,
+        help_text="Step indexes run together on each batch: consecutive steps of one device.",
+    )
     batch_size = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
@@ -80,7 +84,7 @@ class PipelineRun(models.Model):
 
 
 class RunBatch(models.Model):
-    """One step over one contiguous id range of the dataset's documents: one task."""
+    """One stage (steps run together) over one contiguous id range of documents: one task."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -89,7 +93,7 @@ class RunBatch(models.Model):
         FAILED = "failed", "Failed"
 
     run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="batches")
-    step_index = models.PositiveIntegerField()
+    stage_index = models.PositiveIntegerField()
     first_document_id = models.BigIntegerField()
     last_document_id = models.BigIntegerField()
     size = models.PositiveIntegerField()
@@ -104,17 +108,20 @@ class RunBatch(models.Model):
     failed_document_id = models.BigIntegerField(
         null=True, blank=True, help_text="The first document the step failed on, when found."
     )
+    failed_step_index = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The step of the stage that failed."
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "step_index", "first_document_id"], name="runbatch_unique_range"
+                fields=["run", "stage_index", "first_document_id"], name="runbatch_unique_range"
             )
         ]
         indexes = [models.Index(fields=["run", "status"], name="runbatch_status_idx")]
 
     def __str__(self) -> str:
-        return f"batch {self.pk} of run {self.run_id} step {self.step_index}"
+        return f"batch {self.pk} of run {self.run_id} stage {self.stage_index}"
 
 
 class PipelineSchedule(models.Model):

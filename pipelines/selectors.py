@@ -45,9 +45,9 @@ class StepProgress:
 
 def run_progress(*, run: PipelineRun) -> list[StepProgress]:
     """Per-step progress from the batch rows (derived, never counted up)."""
-    rows = {
-        row["step_index"]: row
-        for row in run.batches.values("step_index").annotate(
+    by_stage = {
+        row["stage_index"]: row
+        for row in run.batches.values("stage_index").annotate(
             batches=Count("id"),
             done=Count("id", filter=Q(status=RunBatch.Status.DONE)),
             failed=Count("id", filter=Q(status=RunBatch.Status.FAILED)),
@@ -60,8 +60,10 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
     end = run.finished_at or timezone.now()
     elapsed = (end - run.started_at).total_seconds() if run.started_at else 0.0
     progress = []
+    stage_of = {step: stage for stage, steps in enumerate(run.stages) for step in steps}
     for index, spec in enumerate(run.definition):
-        row: dict[str, Any] = dict(rows.get(index, {}))
+        # Steps of one stage run on the same batches: they share its progress.
+        row: dict[str, Any] = dict(by_stage.get(stage_of.get(index, -1), {}))
         done_docs = row.get("documents_done") or 0
         total_docs = row.get("documents") or 0
         # The step's own speed (documents per second of compute in one worker), and an
@@ -90,7 +92,7 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
 
 
 def run_failures(*, run: PipelineRun, limit: int = 20) -> QuerySet[RunBatch]:
-    return run.batches.filter(status=RunBatch.Status.FAILED).order_by("step_index", "id")[:limit]
+    return run.batches.filter(status=RunBatch.Status.FAILED).order_by("stage_index", "id")[:limit]
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """Pipeline runs: plan batches, execute them on workers, finish, cancel, retry, resume.
 
 A run snapshots its pipeline's definition (step versions, params, signals) and
-is cut into batches: one per (document-level step, contiguous id range). Each
-batch is one Celery task that:
+is cut into batches: one per (stage, contiguous id range), where a stage is a
+run of consecutive steps on the same device. Running a stage's steps together
+reads each document once, lets them share per-process caches (the heuristic
+steps tokenize each document once between them) and writes all their signals
+in one upsert. Each batch is one Celery task that:
 
 1. claims the batch with a conditional UPDATE (a lease), so a batch runs once at a
    time and a re-delivered or duplicated task finds nothing to do;
-2. reads the range's documents, runs the step, and in one transaction upserts the
-   step's signal values and marks the batch done; a worker killed mid-batch
+2. reads the range's documents, runs the stage's steps, and in one transaction
+   upserts their signal values and marks the batch done; a worker killed mid-batch
    leaves it running with a lease that expires, and the batch is queued again;
 3. finishes the run when no batch is left, with the status derived from the
    batches (never counted up).
@@ -50,6 +53,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def plan_stages(snapshot: list[dict[str, Any]]) -> list[list[int]]:
+    """Group consecutive steps of the same device: [[0, 1, 2], [3], [4, 5]]."""
+    stages: list[list[int]] = []
+    for index, step in enumerate(snapshot):
+        if stages and snapshot[stages[-1][-1]]["device"] == step["device"]:
+            stages[-1].append(index)
+        else:
+            stages.append([index])
+    return stages
+
+
 def document_ranges(*, dataset_id: int, size: int) -> list[tuple[int, int, int]]:
     """Contiguous id ranges of ``size`` documents: (first id, last id, count)."""
     with connection.cursor() as cursor:
@@ -87,11 +101,13 @@ def run_create(
                 dtype=signal["dtype"],
                 description=signal["description"],
             )
+    stages = plan_stages(snapshot)
     run = PipelineRun.objects.create(
         pipeline=pipeline,
         dataset=dataset,
         pipeline_version=pipeline.version,
         definition=snapshot,
+        stages=stages,
         batch_size=pipeline.batch_size,
         created_by=user if user is not None and user.is_authenticated else None,
         trigger=trigger,
@@ -100,12 +116,12 @@ def run_create(
     RunBatch.objects.bulk_create(
         RunBatch(
             run=run,
-            step_index=index,
+            stage_index=index,
             first_document_id=first,
             last_document_id=last,
             size=count,
         )
-        for index in range(len(snapshot))
+        for index in range(len(stages))
         for first, last, count in ranges
     )
     if not ranges:
@@ -118,7 +134,7 @@ def run_create(
 def run_dispatch(*, run: PipelineRun) -> int:
     """Queue every pending batch of the run once the current transaction commits."""
     pending = list(
-        run.batches.filter(status=RunBatch.Status.PENDING).values_list("pk", "step_index")
+        run.batches.filter(status=RunBatch.Status.PENDING).values_list("pk", "stage_index")
     )
     transaction.on_commit(lambda: _queue(run, pending))
     return len(pending)
@@ -128,9 +144,9 @@ def _queue(run: PipelineRun, batches: Sequence[tuple[int, int]], countdown: floa
     from pipelines.tasks import run_batch
 
     RunBatch.objects.filter(pk__in=[pk for pk, _ in batches]).update(queued_at=timezone.now())
-    devices = [step["device"] for step in run.definition]
-    for pk, step_index in batches:
-        run_batch.apply_async((pk,), queue=devices[step_index], countdown=countdown)
+    devices = [run.definition[stage[0]]["device"] for stage in run.stages]
+    for pk, stage_index in batches:
+        run_batch.apply_async((pk,), queue=devices[stage_index], countdown=countdown)
 
 
 @lru_cache(maxsize=32)
@@ -167,7 +183,7 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
     PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.PENDING).update(
         status=PipelineRun.Status.RUNNING, started_at=timezone.now()
     )
-    spec = run.definition[batch.step_index]
+    specs = [run.definition[i] for i in run.stages[batch.stage_index]]
     started = time.perf_counter()
     documents = [
         Document(id=pk, text=text, meta=meta)
@@ -179,22 +195,29 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
         .order_by("id")
         .values_list("id", "text", "meta")
     ]
-    step = _step(orjson.dumps({"step": spec["step"], "params": spec["params"]}))
-    try:
-        values = step.run(documents)
-        rows = _rows(spec, documents, values)
-    except Exception as exc:  # noqa: BLE001 - any step failure is recorded on the batch
-        _fail(batch, owner, step, documents, exc)
+    columns: list[list[Any]] = []
+    for offset, spec in enumerate(specs):
+        step = _step(orjson.dumps({"step": spec["step"], "params": spec["params"]}))
+        try:
+            columns.extend(_columns(spec, documents, step.run(documents)))
+        except Exception as exc:  # noqa: BLE001 - any step failure is recorded on the batch
+            _fail(batch, owner, run.stages[batch.stage_index][offset], step, documents, exc)
+            break
     else:
-        _complete(batch, owner, spec, rows, time.perf_counter() - started)
+        rows = [
+            (doc.id, *values)
+            for doc, values in zip(documents, zip(*columns, strict=True), strict=True)
+        ]
+        _complete(batch, owner, specs, rows, time.perf_counter() - started)
     run_finish_if_complete(run_id=run.pk)
     batch.refresh_from_db()
     return batch
 
 
-def _rows(
+def _columns(
     spec: dict[str, Any], documents: Sequence[Document], values: dict[str, list[Any]]
-) -> list[tuple[Any, ...]]:
+) -> list[list[Any]]:
+    """The step's values, one list per declared signal, checked against the contract."""
     names = [s["name"] for s in spec["signals"]]
     if set(values) != set(names):
         raise ValueError(
@@ -206,17 +229,19 @@ def _rows(
                 f"step {spec['step']} returned {len(values[name])} values of {name} "
                 f"for {len(documents)} documents"
             )
-    columns = [values[name] for name in names]
-    return [(doc.id, *row) for doc, row in zip(documents, zip(*columns, strict=True), strict=True)]
+    return [values[name] for name in names]
 
 
 def _complete(
-    batch: RunBatch, owner: str, spec: dict[str, Any], rows: list[tuple[Any, ...]], seconds: float
+    batch: RunBatch,
+    owner: str,
+    specs: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
+    seconds: float,
 ) -> None:
-    by_name = {
-        s.name: s for s in Signal.objects.filter(name__in=[x["name"] for x in spec["signals"]])
-    }
-    signals = [by_name[x["name"]] for x in spec["signals"]]
+    names = [signal["name"] for spec in specs for signal in spec["signals"]]
+    by_name = {s.name: s for s in Signal.objects.filter(name__in=names)}
+    signals = [by_name[name] for name in names]
     with transaction.atomic():
         signal_rows_write(signals=signals, dataset_id=batch.run.dataset_id, rows=rows)
         done = RunBatch.objects.filter(
@@ -228,13 +253,14 @@ def _complete(
             lease_expires_at=None,
             error="",
             failed_document_id=None,
+            failed_step_index=None,
         )
         if not done:
             raise BatchLeaseLostError(f"batch {batch.pk}: lease taken over; values not written")
     logger.info(
-        "run %s step %s batch %s: %d documents in %.2fs (%.0f docs/s)",
+        "run %s steps %s batch %s: %d documents in %.2fs (%.0f docs/s)",
         batch.run_id,
-        spec["step"],
+        "+".join(spec["step"] for spec in specs),
         batch.pk,
         len(rows),
         seconds,
@@ -243,7 +269,12 @@ def _complete(
 
 
 def _fail(
-    batch: RunBatch, owner: str, step: Step, documents: Sequence[Document], exc: Exception
+    batch: RunBatch,
+    owner: str,
+    step_index: int,
+    step: Step,
+    documents: Sequence[Document],
+    exc: Exception,
 ) -> None:
     """Record the failure with the first document the step fails on alone, when one does."""
     failing = None
@@ -260,6 +291,7 @@ def _fail(
         status=RunBatch.Status.FAILED,
         error="".join(traceback.format_exception(exc))[-20_000:],
         failed_document_id=failing,
+        failed_step_index=step_index,
         finished_at=timezone.now(),
         lease_expires_at=None,
     )
@@ -337,7 +369,7 @@ def runs_resume_stale() -> int:
     by_run: dict[int, list[tuple[int, int]]] = {}
     runs: dict[int, PipelineRun] = {}
     for batch in stale:
-        by_run.setdefault(batch.run_id, []).append((batch.pk, batch.step_index))
+        by_run.setdefault(batch.run_id, []).append((batch.pk, batch.stage_index))
         runs[batch.run_id] = batch.run
     for run_id, batches in by_run.items():
         _queue(runs[run_id], batches)
@@ -353,6 +385,6 @@ def runs_resume_after_restart() -> int:
     ).select_related("run"):
         expires = batch.lease_expires_at
         wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
-        _queue(batch.run, [(batch.pk, batch.step_index)], countdown=wait)
+        _queue(batch.run, [(batch.pk, batch.stage_index)], countdown=wait)
         count += 1
     return count

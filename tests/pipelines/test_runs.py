@@ -48,6 +48,7 @@ def test_a_run_writes_every_signal_once_per_document() -> None:
 
     assert run.status == PipelineRun.Status.SUCCEEDED
     assert run.batches.count() == 3
+    assert run.stages == [[0]]
     assert [b.size for b in run.batches.order_by("first_document_id")] == [10, 10, 5]
     chars = signal_column(dataset.pk, "test_chars")
     assert chars == {pk: 2.0 * (4 + i) for i, pk in enumerate(ids)}
@@ -84,9 +85,10 @@ def test_a_failing_document_is_named_and_the_batch_can_be_retried() -> None:
     assert run.status == PipelineRun.Status.FAILED
     assert "1 batch(es) failed" in run.error
     failed = run.batches.get(status=RunBatch.Status.FAILED)
-    assert (failed.step_index, failed.failed_document_id) == (1, ids[2])
+    assert (failed.failed_step_index, failed.failed_document_id) == (1, ids[2])
     assert "cannot handle document" in failed.error and "Traceback" in failed.error
-    assert len(signal_column(dataset.pk, "test_chars")) == 4
+    # Both steps run as one stage per batch: the failed batch wrote neither step's values.
+    assert sorted(signal_column(dataset.pk, "test_chars")) == ids[:2]
 
     from curation.models import Document
 
@@ -95,6 +97,7 @@ def test_a_failing_document_is_named_and_the_batch_can_be_retried() -> None:
     run = run_all(run)
     assert run.status == PipelineRun.Status.SUCCEEDED
     assert signal_column(dataset.pk, "test_words")[ids[2]] == 2
+    assert len(signal_column(dataset.pk, "test_chars")) == 4
 
 
 def test_a_cancelled_run_hands_out_no_more_batches() -> None:
@@ -146,3 +149,26 @@ def test_an_empty_dataset_run_succeeds_at_once() -> None:
     run = run_create(pipeline=make_pipeline([{"step": "test_text_length"}]), dataset=make_dataset())
     assert run.status == PipelineRun.Status.SUCCEEDED
     assert not run.batches.exists()
+
+
+def test_consecutive_steps_of_one_device_form_a_stage() -> None:
+    from pipelines.services.runs import plan_stages
+
+    devices = ["cpu", "cpu", "gpu", "gpu", "cpu"]
+    assert plan_stages([{"device": d} for d in devices]) == [[0, 1], [2, 3], [4]]
+    assert plan_stages([]) == []
+
+
+def test_a_stage_writes_all_its_steps_and_shares_progress() -> None:
+    dataset = make_dataset()
+    ids = add_documents(dataset, ["one x", "two", "three"])
+    pipeline = make_pipeline([{"step": "test_text_length"}, {"step": "test_explode"}], batch_size=2)
+    run = run_all(run_create(pipeline=pipeline, dataset=dataset))
+    assert run.stages == [[0, 1]]
+    assert run.batches.count() == 2
+    assert signal_column(dataset.pk, "test_words") == {ids[0]: 2, ids[1]: 1, ids[2]: 1}
+    assert signal_column(dataset.pk, "test_has_x")[ids[0]] is True
+    assert [(p.step, p.documents_done) for p in run_progress(run=run)] == [
+        ("test_text_length", 3),
+        ("test_explode", 3),
+    ]

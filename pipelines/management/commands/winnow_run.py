@@ -61,7 +61,7 @@ class Command(BaseCommand):
         if inline:
             if not options["inline"]:
                 self.stderr.write("no worker answered; running in this process")
-            for batch_id in run.batches.order_by("step_index", "first_document_id").values_list(
+            for batch_id in run.batches.order_by("stage_index", "first_document_id").values_list(
                 "pk", flat=True
             ):
                 run_batch_execute(batch_id=batch_id)
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         self.stdout.write(f"run {run.pk}: {run.status}")
         for batch in run_failures(run=run):
             self.stdout.write(
-                f"  step {batch.step_index + 1} documents {batch.first_document_id}-"
+                f"  step {(batch.failed_step_index or 0) + 1} documents {batch.first_document_id}-"
                 f"{batch.last_document_id} failed on document {batch.failed_document_id}:"
                 f" {batch.error.strip().splitlines()[-1] if batch.error else ''}"
             )
