@@ -141,6 +141,9 @@ WINNOW_IMPORT_BATCH_ROWS = int(os.environ.get("WINNOW_IMPORT_BATCH_ROWS", "5000"
 WINNOW_MAX_RECORD_BYTES = int(os.environ.get("WINNOW_MAX_RECORD_BYTES", str(16 * 1024 * 1024)))
 WINNOW_IMPORT_LEASE_SECONDS = float(os.environ.get("WINNOW_IMPORT_LEASE_SECONDS", "60"))
 WINNOW_REJECTIONS_KEPT = int(os.environ.get("WINNOW_REJECTIONS_KEPT", "1000"))
+# A queued job or batch not started this long after its last message is queued again
+# (the message may be lost: a killed worker's, or one Redis dropped in a restart).
+WINNOW_REQUEUE_AFTER_SECONDS = float(os.environ.get("WINNOW_REQUEUE_AFTER_SECONDS", "600"))
 
 # Celery: job state lives in PostgreSQL rows, so results are not stored.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

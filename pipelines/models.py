@@ -93,7 +93,15 @@ class RunBatch(models.Model):
         FAILED = "failed", "Failed"
 
     run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="batches")
-    stage_index = models.PositiveIntegerField()
+
+    class Phase(models.TextChoices):
+        DOCUMENT = "document", "Documents"
+        CORPUS = "corpus", "Whole dataset"
+
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.DOCUMENT)
+    stage_index = models.PositiveIntegerField(
+        help_text="Index into the run's stages; for the corpus phase, the step's index."
+    )
     first_document_id = models.BigIntegerField()
     last_document_id = models.BigIntegerField()
     size = models.PositiveIntegerField()
@@ -115,7 +123,8 @@ class RunBatch(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "stage_index", "first_document_id"], name="runbatch_unique_range"
+                fields=["run", "phase", "stage_index", "first_document_id"],
+                name="runbatch_unique_range",
             )
         ]
         indexes = [models.Index(fields=["run", "status"], name="runbatch_status_idx")]

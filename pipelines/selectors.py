@@ -37,6 +37,7 @@ class StepProgress:
     documents_done: int
     docs_per_second: float | None  # compute speed in one worker
     eta_seconds: float | None
+    corpus_status: str | None = None  # corpus-level steps: their dataset-wide phase
 
     @property
     def fraction(self) -> float:
@@ -45,9 +46,14 @@ class StepProgress:
 
 def run_progress(*, run: PipelineRun) -> list[StepProgress]:
     """Per-step progress from the batch rows (derived, never counted up)."""
+    corpus = dict(
+        run.batches.filter(phase=RunBatch.Phase.CORPUS).values_list("stage_index", "status")
+    )
     by_stage = {
         row["stage_index"]: row
-        for row in run.batches.values("stage_index").annotate(
+        for row in run.batches.filter(phase=RunBatch.Phase.DOCUMENT)
+        .values("stage_index")
+        .annotate(
             batches=Count("id"),
             done=Count("id", filter=Q(status=RunBatch.Status.DONE)),
             failed=Count("id", filter=Q(status=RunBatch.Status.FAILED)),
@@ -86,6 +92,7 @@ def run_progress(*, run: PipelineRun) -> list[StepProgress]:
                 documents_done=done_docs,
                 docs_per_second=rate,
                 eta_seconds=eta,
+                corpus_status=corpus.get(index),
             )
         )
     return progress

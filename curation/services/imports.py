@@ -48,8 +48,6 @@ from curation.services.datasets import dataset_recount
 
 logger = logging.getLogger(__name__)
 
-REQUEUE_AFTER = timedelta(minutes=10)
-
 
 def reason_kind(reason: str) -> str:
     """The short kind of a rejection reason ("invalid JSON"), used to count them all."""
@@ -396,11 +394,11 @@ def import_jobs_resume_stale() -> list[int]:
     """Queue jobs whose worker died (lease expired) or whose queue message was lost.
 
     A job is queued again only if it was not queued since it went stale, or its last
-    message is older than REQUEUE_AFTER (a Redis restart without persistence loses
-    queued messages), so a long queue does not fill with copies.
+    message is older than WINNOW_REQUEUE_AFTER_SECONDS (a Redis restart without
+    persistence loses queued messages), so a long queue does not fill with copies.
     """
     now = timezone.now()
-    old = now - REQUEUE_AFTER
+    old = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
     stale = list(
         ImportJob.objects.filter(
             Q(status=ImportJob.Status.RUNNING, lease_expires_at__lt=now)

@@ -46,7 +46,7 @@ def definition_validate(definition: Any) -> list[dict[str, Any]]:
             step = get_step(entry["step"])(**params)
         except StepParamError as exc:
             raise PipelineDefinitionError(f"step {position}: {exc}") from exc
-        for signal in step.signals():
+        for signal in [*step.signals(), *step.corpus_signals()]:
             if signal.name in seen_signals:
                 raise PipelineDefinitionError(
                     f"step {position} ({step.name}) writes signal {signal.name!r}, "
@@ -77,6 +77,10 @@ def definition_snapshot(definition: list[dict[str, Any]]) -> list[dict[str, Any]
                 "signals": [
                     {"name": s.name, "dtype": s.dtype, "description": s.description}
                     for s in step.signals()
+                ],
+                "corpus_signals": [
+                    {"name": s.name, "dtype": s.dtype, "description": s.description}
+                    for s in step.corpus_signals()
                 ],
             }
         )

@@ -45,7 +45,6 @@ from pipelines.steps.base import Document, Step
 
 logger = logging.getLogger(__name__)
 
-REQUEUE_AFTER = timedelta(minutes=10)
 ACTIVE = (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING)
 
 
@@ -86,14 +85,16 @@ def run_create(
     trigger: str = "manual",
 ) -> PipelineRun:
     """Snapshot the pipeline, define its signals and plan every batch of the run."""
+    from pipelines.services.corpus import CORPUS_PHASES
+
     snapshot = definition_snapshot(pipeline.definition)
-    corpus = [s["step"] for s in snapshot if s["level"] != "document"]
-    if corpus:
-        raise PipelineDefinitionError(
-            f"corpus-level steps {corpus} are not supported by this runner yet"
-        )
+    unknown = [
+        s["step"] for s in snapshot if s["level"] == "corpus" and s["step"] not in CORPUS_PHASES
+    ]
+    if unknown:
+        raise PipelineDefinitionError(f"corpus-level steps {unknown} have no corpus phase")
     for step in snapshot:
-        for signal in step["signals"]:
+        for signal in [*step["signals"], *step["corpus_signals"]]:
             signal_define(
                 name=signal["name"],
                 step=step["step"],
@@ -124,6 +125,20 @@ def run_create(
         for index in range(len(stages))
         for first, last, count in ranges
     )
+    if ranges:
+        total = sum(count for _, _, count in ranges)
+        RunBatch.objects.bulk_create(
+            RunBatch(
+                run=run,
+                phase=RunBatch.Phase.CORPUS,
+                stage_index=index,
+                first_document_id=0,
+                last_document_id=0,
+                size=total,
+            )
+            for index, step in enumerate(snapshot)
+            if step["level"] == "corpus"
+        )
     if not ranges:
         run.status = PipelineRun.Status.SUCCEEDED
         run.started_at = run.finished_at = timezone.now()
@@ -132,9 +147,19 @@ def run_create(
 
 
 def run_dispatch(*, run: PipelineRun) -> int:
-    """Queue every pending batch of the run once the current transaction commits."""
+    """Queue the run's pending batches once the current transaction commits.
+
+    Document batches first; the corpus phases only once no document batch is left.
+    """
+    open_documents = run.batches.filter(
+        phase=RunBatch.Phase.DOCUMENT,
+        status__in=[RunBatch.Status.PENDING, RunBatch.Status.RUNNING],
+    ).exists()
+    phase = RunBatch.Phase.DOCUMENT if open_documents else RunBatch.Phase.CORPUS
     pending = list(
-        run.batches.filter(status=RunBatch.Status.PENDING).values_list("pk", "stage_index")
+        run.batches.filter(status=RunBatch.Status.PENDING, phase=phase).values_list(
+            "pk", "stage_index"
+        )
     )
     transaction.on_commit(lambda: _queue(run, pending))
     return len(pending)
@@ -144,9 +169,14 @@ def _queue(run: PipelineRun, batches: Sequence[tuple[int, int]], countdown: floa
     from pipelines.tasks import run_batch
 
     RunBatch.objects.filter(pk__in=[pk for pk, _ in batches]).update(queued_at=timezone.now())
+    phases = dict(
+        RunBatch.objects.filter(pk__in=[pk for pk, _ in batches]).values_list("pk", "phase")
+    )
     devices = [run.definition[stage[0]]["device"] for stage in run.stages]
     for pk, stage_index in batches:
-        run_batch.apply_async((pk,), queue=devices[stage_index], countdown=countdown)
+        # Corpus phases are SQL over the signal table: any CPU worker runs them.
+        queue = "cpu" if phases.get(pk) == RunBatch.Phase.CORPUS else devices[stage_index]
+        run_batch.apply_async((pk,), queue=queue, countdown=countdown)
 
 
 @lru_cache(maxsize=32)
@@ -175,6 +205,15 @@ def _claim(batch_id: int, owner: str) -> bool:
 def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | None:
     """Run one batch to the end (see the module docstring); None when not claimable."""
     owner = owner or worker_name()
+    early = RunBatch.objects.filter(
+        pk=batch_id,
+        phase=RunBatch.Phase.CORPUS,
+        run__batches__phase=RunBatch.Phase.DOCUMENT,
+        run__batches__status__in=[RunBatch.Status.PENDING, RunBatch.Status.RUNNING],
+    ).exists()
+    if early:
+        logger.info("batch %s: corpus phase waits for the document batches", batch_id)
+        return None
     if not _claim(batch_id, owner):
         logger.info("batch %s: not claimable (done, held, or its run is not active)", batch_id)
         return None
@@ -183,6 +222,11 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
     PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.PENDING).update(
         status=PipelineRun.Status.RUNNING, started_at=timezone.now()
     )
+    if batch.phase == RunBatch.Phase.CORPUS:
+        _run_corpus_phase(batch, owner)
+        run_finish_if_complete(run_id=run.pk)
+        batch.refresh_from_db()
+        return batch
     specs = [run.definition[i] for i in run.stages[batch.stage_index]]
     started = time.perf_counter()
     documents = [
@@ -212,6 +256,46 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
     run_finish_if_complete(run_id=run.pk)
     batch.refresh_from_db()
     return batch
+
+
+def _run_corpus_phase(batch: RunBatch, owner: str) -> None:
+    from pipelines.services.corpus import CORPUS_PHASES
+
+    spec = batch.run.definition[batch.stage_index]
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            groups = CORPUS_PHASES[spec["step"]](batch.run, spec)
+            done = RunBatch.objects.filter(
+                pk=batch.pk, lease_owner=owner, status=RunBatch.Status.RUNNING
+            ).update(
+                status=RunBatch.Status.DONE,
+                seconds=time.perf_counter() - started,
+                finished_at=timezone.now(),
+                lease_expires_at=None,
+                error="",
+            )
+            if not done:
+                raise BatchLeaseLostError(f"batch {batch.pk}: lease taken over")
+    except BatchLeaseLostError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the batch, shown on the run page
+        RunBatch.objects.filter(pk=batch.pk, lease_owner=owner).update(
+            status=RunBatch.Status.FAILED,
+            error="".join(traceback.format_exception(exc))[-20_000:],
+            failed_step_index=batch.stage_index,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        logger.warning("run %s corpus phase of %s failed: %r", batch.run_id, spec["step"], exc)
+    else:
+        logger.info(
+            "run %s corpus phase of %s: %d groups in %.2fs",
+            batch.run_id,
+            spec["step"],
+            groups,
+            time.perf_counter() - started,
+        )
 
 
 def _columns(
@@ -301,12 +385,22 @@ def _fail(
 def run_finish_if_complete(*, run_id: int) -> PipelineRun:
     """Finish the run when no batch is pending or running: failed if any batch failed."""
     run = PipelineRun.objects.get(pk=run_id)
-    open_batches = run.batches.filter(
-        status__in=[RunBatch.Status.PENDING, RunBatch.Status.RUNNING]
-    ).exists()
-    if open_batches or run.status != PipelineRun.Status.RUNNING:
+    if run.status != PipelineRun.Status.RUNNING:
+        return run
+    open_statuses = [RunBatch.Status.PENDING, RunBatch.Status.RUNNING]
+    if run.batches.filter(phase=RunBatch.Phase.DOCUMENT, status__in=open_statuses).exists():
         return run
     failed = run.batches.filter(status=RunBatch.Status.FAILED).count()
+    if not failed and run.batches.filter(status__in=open_statuses).exists():
+        # Documents are done: the corpus phases run now (queued once).
+        unqueued = list(
+            run.batches.filter(
+                phase=RunBatch.Phase.CORPUS, status=RunBatch.Status.PENDING, queued_at__isnull=True
+            ).values_list("pk", "stage_index")
+        )
+        if unqueued:
+            transaction.on_commit(lambda: _queue(run, unqueued))
+        return run
     status = PipelineRun.Status.FAILED if failed else PipelineRun.Status.SUCCEEDED
     finished = PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
         status=status,
@@ -350,9 +444,16 @@ def run_resume(*, run: PipelineRun, retry_failed: bool = False) -> int:
 
 
 def runs_resume_stale() -> int:
-    """Queue batches whose worker died (lease expired) or whose message was lost."""
+    """Queue batches whose worker died (lease expired) or whose message was lost.
+
+    Beat calls this every minute. A worker killed after taking a message but before
+    claiming its batch loses the message (the broker redelivers it only after its
+    visibility timeout); the batch stays pending and is queued again here once its
+    last message is WINNOW_REQUEUE_AFTER_SECONDS old. Duplicates are harmless: the
+    claim lets one through.
+    """
     now = timezone.now()
-    old = now - REQUEUE_AFTER
+    old = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
     stale = (
         RunBatch.objects.filter(run__status__in=ACTIVE)
         .filter(

@@ -104,6 +104,16 @@ class Step(ABC):
     def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
         """Values for each signal name of ``signals()``, one per document, in batch order."""
 
+    def corpus_signals(self) -> list[SignalSpec]:
+        """Signals a corpus-level step's dataset-wide phase writes (after every ``run``).
+
+        A corpus-level step has two parts: ``run`` computes per-document values in
+        batches like any step (a hash, a signature), then the runner's corpus phase
+        for the step's name combines them over the whole dataset (groups duplicates)
+        and writes these signals and the duplicate groups.
+        """
+        return []
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """The step's parameters as a JSON-able schema (for forms and validation messages)."""

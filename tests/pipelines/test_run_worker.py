@@ -39,6 +39,12 @@ def test_a_dispatched_run_finishes_on_a_worker(start_worker: Any, settings: Any)
 def test_kill_9_mid_run_then_a_new_worker_leaves_one_value_per_document(
     start_worker: Any, settings: Any
 ) -> None:
+    """The kill may land mid-batch (its lease expires, the new worker resumes it) or
+    between taking a message and claiming its batch (the message is lost: beat's
+    stale check queues the batch again, called here as beat would)."""
+    from pipelines.services.runs import runs_resume_stale
+
+    settings.WINNOW_REQUEUE_AFTER_SECONDS = 3
     env = worker_env(settings, WINNOW_BATCH_LEASE_SECONDS="2")
     first = start_worker(env)
     dataset = make_dataset()
@@ -52,7 +58,12 @@ def test_kill_9_mid_run_then_a_new_worker_leaves_one_value_per_document(
     assert run.batches.exclude(status=RunBatch.Status.DONE).exists()
 
     start_worker(env)
-    wait_for(lambda: run_state(run.pk).is_finished, timeout=120)
+
+    def finished() -> bool:
+        runs_resume_stale()
+        return run_state(run.pk).is_finished
+
+    wait_for(finished, timeout=120, interval=1)
     assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
     column = Signal.objects.get(name="test_slow_id").column_name
     with connection.cursor() as cursor:
@@ -62,3 +73,23 @@ def test_kill_9_mid_run_then_a_new_worker_leaves_one_value_per_document(
             [dataset.pk],
         )
         assert cursor.fetchone() == (len(ids), len(ids), len(ids), True)
+
+
+def test_a_corpus_phase_runs_on_the_worker_after_the_documents(
+    start_worker: Any, settings: Any
+) -> None:
+    start_worker(worker_env(settings))
+    dataset = make_dataset()
+    add_documents(dataset, ["same text", "Same  text", "other"] * 5)
+    pipeline = make_pipeline([{"step": "test_text_length"}, {"step": "exact_dedup"}])
+    run = run_create(pipeline=pipeline, dataset=dataset)
+    run_dispatch(run=run)
+
+    wait_for(lambda: run_state(run.pk).is_finished)
+    assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
+    corpus = run.batches.get(phase=RunBatch.Phase.CORPUS)
+    assert corpus.status == RunBatch.Status.DONE
+    from curation.models import DuplicateGroup
+
+    sizes = sorted(DuplicateGroup.objects.filter(dataset=dataset).values_list("size", flat=True))
+    assert sizes == [5, 10]
