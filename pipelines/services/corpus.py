@@ -8,16 +8,17 @@ signals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from curation.models import DuplicateGroup, Signal
+from curation.models import Document as DocumentRow
+from curation.models import DuplicateGroup, DuplicateMember, Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
-from curation.services.signals import signal_partition_ensure
+from curation.services.signals import signal_partition_ensure, signal_rows_write
 from pipelines.models import PipelineRun
 
 KEEP_ORDER = {"first": "s.document_id", "longest": "d.char_count DESC, s.document_id"}
@@ -113,6 +114,182 @@ def exact_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
     return groups
 
 
+MINHASH_CHUNK = 2000
+# Buckets up to this size are verified pair by pair; larger ones (boilerplate shared
+# by thousands of pages) against their first member only, to stay linear.
+MINHASH_ALL_PAIRS = 50
+
+
+def _documents(
+    dataset_id: int, ids: list[int] | None = None
+) -> Iterator[list[tuple[int, str, int]]]:
+    """(id, text, char_count) in id order, a chunk at a time (keyset pagination)."""
+    qs = DocumentRow.objects.filter(dataset_id=dataset_id).order_by("id")
+    if ids is not None:
+        for start in range(0, len(ids), MINHASH_CHUNK):
+            wanted = sorted(ids[start : start + MINHASH_CHUNK])
+            yield list(qs.filter(id__in=wanted).values_list("id", "text", "char_count"))
+        return
+    last = 0
+    while True:
+        rows = list(qs.filter(id__gt=last).values_list("id", "text", "char_count")[:MINHASH_CHUNK])
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield rows
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while self.parent.get(x, x) != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@transaction.atomic
+def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
+    """MinHash LSH over the dataset in bounded memory; returns the number of groups.
+
+    1. Stream documents in chunks, compute each one's band buckets and COPY them
+       into a temp table: signatures never all sit in Python.
+    2. Let PostgreSQL group equal (band, bucket): only documents sharing a bucket
+       come back, as candidate lists.
+    3. Verify candidates by exact Jaccard of their shingles (texts of candidate
+       documents only), union the verified pairs, keep one per group by ``keep``.
+    4. Replace this run's groups and write size, keep and similarity signals.
+    """
+    from pipelines.steps.dedup import MinHashDedup
+
+    step = MinHashDedup(**spec["params"])
+    dataset_id = run.dataset_id
+    key = run_key(run, spec["step"])
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS winnow_minhash_bucket")
+        cursor.execute(
+            "CREATE TEMP TABLE winnow_minhash_bucket "
+            "(band smallint, bucket bigint, document_id bigint) ON COMMIT DROP"
+        )
+        for chunk in _documents(dataset_id):
+            with cursor.cursor.copy(
+                "COPY winnow_minhash_bucket (band, bucket, document_id) FROM STDIN"
+            ) as copy:
+                for pk, text, _ in chunk:
+                    for band, bucket in enumerate(step.band_buckets(text) or ()):
+                        copy.write_row((band, bucket, pk))
+        cursor.execute(
+            "SELECT array_agg(document_id ORDER BY document_id) FROM winnow_minhash_bucket "
+            "GROUP BY band, bucket HAVING count(*) > 1"
+        )
+        pairs: set[tuple[int, int]] = set()
+        while rows := cursor.fetchmany(1000):
+            for (bucket,) in rows:
+                if len(bucket) <= MINHASH_ALL_PAIRS:
+                    pairs.update((a, b) for i, a in enumerate(bucket) for b in bucket[i + 1 :])
+                else:
+                    pairs.update((bucket[0], b) for b in bucket[1:])
+    candidates = sorted({d for pair in pairs for d in pair})
+    shingles: dict[int, set[int]] = {}
+    lengths: dict[int, int] = {}
+    for chunk in _documents(dataset_id, candidates):
+        for pk, text, chars in chunk:
+            shingles[pk] = step.shingles(text)
+            lengths[pk] = chars
+
+    def jaccard(a: int, b: int) -> float:
+        sa, sb = shingles[a], shingles[b]
+        return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+
+    groups = _UnionFind()
+    linked: set[int] = set()
+    for a, b in pairs:
+        if jaccard(a, b) >= step.config["threshold"]:
+            groups.union(a, b)
+            linked.update((a, b))
+    members: dict[int, list[int]] = {}
+    for document in linked:
+        members.setdefault(groups.find(document), []).append(document)
+    clusters = [sorted(m) for m in members.values() if len(m) > 1]
+    _write_groups(run, spec, key, clusters, lengths, jaccard)
+    return len(clusters)
+
+
+def _write_groups(
+    run: PipelineRun,
+    spec: dict[str, Any],
+    key: str,
+    clusters: list[list[int]],
+    lengths: dict[int, int],
+    jaccard: Callable[[int, int], float],
+) -> None:
+    dataset_id = run.dataset_id
+    DuplicateGroup.objects.filter(dataset_id=dataset_id, run_key=key).delete()
+    keep_longest = spec["params"]["keep"] == "longest"
+    rows: list[tuple[int, int, bool, float]] = []
+    group_rows = []
+    for cluster in clusters:
+        kept = max(cluster, key=lambda d: (lengths[d], -d)) if keep_longest else cluster[0]
+        group_rows.append((kept, cluster))
+        rows.extend(
+            (d, len(cluster), d == kept, 1.0 if d == kept else jaccard(d, kept)) for d in cluster
+        )
+    created = DuplicateGroup.objects.bulk_create(
+        DuplicateGroup(
+            dataset_id=dataset_id,
+            kind=DuplicateGroup.Kind.MINHASH,
+            step=spec["step"],
+            step_version=spec["version"],
+            run_key=key,
+            size=len(cluster),
+        )
+        for _, cluster in group_rows
+    )
+    DuplicateMember.objects.bulk_create(
+        DuplicateMember(
+            group=group,
+            document_id=d,
+            is_representative=d == kept,
+            similarity=1.0 if d == kept else jaccard(d, kept),
+        )
+        for group, (kept, cluster) in zip(created, group_rows, strict=True)
+        for d in cluster
+    )
+    names = ["minhash_dedup_size", "minhash_dedup_keep", "minhash_dedup_similarity"]
+    signals = {s.name: s for s in Signal.objects.filter(name__in=names)}
+    size, keep = (sql.Identifier(signals[n].column_name) for n in names[:2])
+    similarity = sql.Identifier(signals[names[2]].column_name)
+    signal_partition_ensure(dataset_id=dataset_id)
+    with connection.cursor() as cursor:
+        # Every document first: alone in its group and kept; then the grouped ones.
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {table} (dataset_id, document_id, {size}, {keep}, {sim}) "
+                "SELECT dataset_id, id, 1, true, NULL FROM curation_document WHERE dataset_id = %s "
+                "ON CONFLICT (dataset_id, document_id) DO UPDATE "
+                "SET {size} = 1, {keep} = true, {sim} = NULL"
+            )
+            .format(table=sql.Identifier(SIGNAL_TABLE), size=size, keep=keep, sim=similarity)
+            .as_string(cursor.connection),
+            [dataset_id],
+        )
+    signal_rows_write(
+        signals=[signals[n] for n in names],
+        dataset_id=dataset_id,
+        rows=[(d, n, k, s) for d, n, k, s in rows],
+    )
+
+
 CORPUS_PHASES: dict[str, Callable[[PipelineRun, dict[str, Any]], int]] = {
     "exact_dedup": exact_dedup_phase,
+    "minhash_dedup": minhash_dedup_phase,
 }

@@ -248,10 +248,16 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
             _fail(batch, owner, run.stages[batch.stage_index][offset], step, documents, exc)
             break
     else:
-        rows = [
-            (doc.id, *values)
-            for doc, values in zip(documents, zip(*columns, strict=True), strict=True)
-        ]
+        # A stage whose steps write no per-document signal (MinHash: all of its work
+        # is in the corpus phase) has nothing to write, only a batch to mark done.
+        rows = (
+            [
+                (doc.id, *values)
+                for doc, values in zip(documents, zip(*columns, strict=True), strict=True)
+            ]
+            if columns
+            else []
+        )
         _complete(batch, owner, specs, rows, time.perf_counter() - started)
     run_finish_if_complete(run_id=run.pk)
     batch.refresh_from_db()

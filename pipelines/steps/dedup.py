@@ -70,3 +70,102 @@ class ExactDedup(Step):
             value = xxhash.xxh3_64_intdigest(self.normalise(document.text))
             hashes.append(value - (1 << 64) if value >= _SIGNED else value)
         return {"exact_dedup_hash": hashes}
+
+
+_MERSENNE = (1 << 61) - 1
+_MAX_HASH = (1 << 32) - 1
+
+
+@register
+class MinHashDedup(Step):
+    """Near duplicates by MinHash LSH over word n-gram shingles (FineWeb's settings).
+
+    Two documents become candidates when all ``rows`` MinHash values of one of the
+    ``bands`` bands agree (probability ``1 - (1 - s^rows)^bands`` at Jaccard s);
+    the corpus phase then checks each candidate's exact Jaccard against
+    ``threshold`` before grouping, so what is reported is precise. This ``run``
+    yields nothing per document: signatures are computed in the corpus phase,
+    which streams the dataset and buckets them in PostgreSQL.
+    """
+
+    name = "minhash_dedup"
+    version = "1"
+    description = "Near duplicates: MinHash LSH candidates, verified by exact Jaccard."
+    level = "corpus"
+    params = (
+        Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
+        Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),
+        Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
+        Param("threshold", float, 0.7, "least Jaccard for a verified pair", minimum=0, maximum=1),
+        Param("seed", int, 1, "seed of the hash permutations"),
+        Param(
+            "keep",
+            str,
+            "first",
+            "which member of a group is kept: the first imported or the longest",
+            choices=("first", "longest"),
+        ),
+    )
+
+    def signals(self) -> list[SignalSpec]:
+        return []
+
+    def corpus_signals(self) -> list[SignalSpec]:
+        return [
+            SignalSpec(
+                "minhash_dedup_size", "int", "documents in its near-duplicate group (1: none)"
+            ),
+            SignalSpec(
+                "minhash_dedup_keep", "bool", "no near duplicate, or the one kept of its group"
+            ),
+            SignalSpec(
+                "minhash_dedup_similarity",
+                "float",
+                "Jaccard similarity to the kept member of its group",
+            ),
+        ]
+
+    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
+        return {}
+
+    def shingles(self, text: str) -> set[int]:
+        """Hashed word n-grams of the lowercased text (the whole text if it is shorter)."""
+        words = text.lower().split()
+        n = self.config["ngram"]
+        if len(words) < n:
+            return {xxhash.xxh3_64_intdigest(" ".join(words))} if words else set()
+        return {
+            xxhash.xxh3_64_intdigest(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)
+        }
+
+    def _permutations(self) -> tuple[Any, Any]:
+        import numpy as np
+
+        cached = getattr(self, "_perm", None)
+        if cached is None:
+            rng = np.random.RandomState(self.config["seed"])
+            count = self.config["bands"] * self.config["rows"]
+            a = rng.randint(1, _MERSENNE, size=count, dtype=np.uint64)
+            b = rng.randint(0, _MERSENNE, size=count, dtype=np.uint64)
+            cached = self._perm = (a, b)
+        return cached
+
+    def band_buckets(self, text: str) -> list[int] | None:
+        """One bucket id per band (signed 64-bit), or None for a text with no words."""
+        import numpy as np
+
+        shingles = self.shingles(text)
+        if not shingles:
+            return None
+        a, b = self._permutations()
+        x = np.fromiter(shingles, dtype=np.uint64, count=len(shingles)) & np.uint64(_MAX_HASH)
+        # The universal hash (a*x + b) mod p, in uint64 arithmetic that wraps on
+        # overflow, as datasketch computes it: still a fixed random hash per band row.
+        hashed = (x[:, None] * a + b) % np.uint64(_MERSENNE)
+        signature = hashed.min(axis=0) & np.uint64(_MAX_HASH)
+        rows = self.config["rows"]
+        buckets = []
+        for band in range(self.config["bands"]):
+            value = xxhash.xxh3_64_intdigest(signature[band * rows : (band + 1) * rows].tobytes())
+            buckets.append(value - (1 << 64) if value >= _SIGNED else value)
+        return buckets

@@ -102,3 +102,55 @@ def test_the_corpus_phase_waits_for_the_document_batches() -> None:
     assert run_batch_execute(batch_id=corpus.pk) is None
     corpus.refresh_from_db()
     assert corpus.status == RunBatch.Status.PENDING
+
+
+def planted_near_duplicates(seed: int = 7) -> tuple[list[str], list[tuple[int, int, float]]]:
+    """Distinct base texts, plus edited copies at Jaccard 0.5-0.95 (word 5-gram shingles)."""
+    import random
+
+    from pipelines.steps.dedup import MinHashDedup
+
+    step = MinHashDedup()
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(20_000)]
+    texts = [
+        " ".join(rng.choice(vocabulary) for _ in range(rng.randint(150, 400))) for _ in range(120)
+    ]
+    planted = []
+    for original in range(80):
+        words = texts[original].split()
+        edits = rng.choice([1, 2, 3, 5, 8, 12, 20])
+        for position in rng.sample(range(len(words)), edits):
+            words[position] = f"edit{rng.randint(0, 10**9)}"
+        texts.append(" ".join(words))
+        a, b = step.shingles(texts[original]), step.shingles(texts[-1])
+        planted.append((original, len(texts) - 1, len(a & b) / len(a | b)))
+    return texts, planted
+
+
+def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision() -> None:
+    texts, planted = planted_near_duplicates()
+    assert min(j for *_, j in planted) < 0.6 and max(j for *_, j in planted) > 0.9
+    dataset = make_dataset()
+    ids = add_documents(dataset, texts)
+    run = run_all(run_create(pipeline=make_pipeline([{"step": "minhash_dedup"}]), dataset=dataset))
+    assert run.status == PipelineRun.Status.SUCCEEDED
+
+    found: set[tuple[int, int]] = set()
+    for group in DuplicateGroup.objects.filter(dataset=dataset, kind="minhash"):
+        members = sorted(group.members.values_list("document_id", flat=True))
+        found.update((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
+    truth = {(ids[a], ids[b]): j for a, b, j in planted}
+    high = [pair for pair, j in truth.items() if j >= 0.8]
+    recall = sum(pair in found for pair in high) / len(high)
+    precision = sum(pair in truth for pair in found) / len(found)
+    assert len(high) >= 20
+    assert recall >= 0.9, recall
+    assert precision >= 0.95, precision
+
+    keep = signal_values(dataset.pk, "minhash_dedup_keep")
+    similarity = signal_values(dataset.pk, "minhash_dedup_similarity")
+    for a, b in found:
+        assert keep[a] is True and keep[b] is False  # the first imported is kept
+        assert isinstance(similarity[b], float) and similarity[b] >= 0.7
+    assert keep[ids[100]] is True and signal_values(dataset.pk, "minhash_dedup_size")[ids[100]] == 1
