@@ -152,5 +152,6 @@ def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision() 
     similarity = signal_values(dataset.pk, "minhash_dedup_similarity")
     for a, b in found:
         assert keep[a] is True and keep[b] is False  # the first imported is kept
-        assert isinstance(similarity[b], float) and similarity[b] >= 0.7
+        value = similarity[b]
+        assert isinstance(value, float) and value >= 0.7
     assert keep[ids[100]] is True and signal_values(dataset.pk, "minhash_dedup_size")[ids[100]] == 1
