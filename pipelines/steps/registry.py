@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.steps import dedup, heuristics, language, pii
+from pipelines.steps import decontamination, dedup, heuristics, language, pii
 
-__all__ = ["dedup", "heuristics", "language", "pii"]
+__all__ = ["decontamination", "dedup", "heuristics", "language", "pii"]

@@ -26,6 +26,22 @@ MIXED = [
     "x" * 3000,
 ]
 BUILT_IN = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("pipelines."))
+# Steps that cannot run on defaults alone get what they need here.
+PARAMS: dict[str, dict[str, Any]] = {"decontamination": {"eval_sets": ("registry-check",)}}
+
+
+@pytest.fixture(autouse=True)
+def _eval_set_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny eval set for the decontamination step, in a data dir of the test's own."""
+    (tmp_path / "evalsets").mkdir()
+    (tmp_path / "evalsets" / "registry-check.jsonl").write_text(
+        json.dumps({"id": "1", "text": "the quick brown fox jumps over the lazy dog"}) + "\n"
+    )
+    monkeypatch.setenv("WINNOW_DATA_DIR", str(tmp_path))
+
+
+def make(name: str) -> Step:
+    return REGISTRY[name](**PARAMS.get(name, {}))
 
 
 def test_the_registry_module_registers_every_built_in_step() -> None:
@@ -54,7 +70,7 @@ def plain(value: Any) -> bool:
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_step_returns_its_declared_signals_for_every_document(name: str) -> None:
     cls = REGISTRY[name]
-    step: Step = cls()
+    step: Step = make(name)
     specs = step.signals()
     assert len({s.name for s in specs}) == len(specs)
     prefix = "lang" if name == "language_id" else f"{name}_"
@@ -75,6 +91,6 @@ def test_step_returns_its_declared_signals_for_every_document(name: str) -> None
 def test_signal_names_are_unique_across_steps() -> None:
     seen: dict[str, str] = {}
     for name in BUILT_IN:
-        for spec in REGISTRY[name]().signals():
+        for spec in make(name).signals():
             assert spec.name not in seen, (spec.name, name, seen.get(spec.name))
             seen[spec.name] = name
