@@ -19,3 +19,12 @@ class ScheduleForm(forms.Form):
         max_length=100,
         help_text='Five cron fields for "On a schedule": "0 3 * * *" is 03:00 every day.',
     )
+
+
+class PipelineEditForm(forms.Form):
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    batch_size = forms.IntegerField(min_value=1, max_value=100_000)
+    definition = forms.JSONField(
+        widget=forms.Textarea(attrs={"rows": 14, "class": "code"}),
+        help_text='A list of steps: [{"step": "gopher_quality", "params": {"min_doc_words": 50}}]',
+    )

@@ -7,6 +7,7 @@ from pipelines import views
 urlpatterns = [
     path("pipelines/", views.pipeline_list, name="pipeline_list"),
     path("pipelines/<slug:slug>/", views.pipeline_detail, name="pipeline_detail"),
+    path("pipelines/<slug:slug>/edit/", views.pipeline_edit, name="pipeline_edit"),
     path("pipelines/<slug:slug>/schedules/", views.schedule_add, name="schedule_add"),
     path("schedules/<int:pk>/delete/", views.schedule_remove, name="schedule_remove"),
     path("datasets/<int:dataset_id>/runs/", views.dataset_runs, name="dataset_runs"),

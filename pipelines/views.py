@@ -6,15 +6,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from curation.errors import CurationError
 from pipelines import selectors
-from pipelines.forms import RunForm, ScheduleForm
+from pipelines.forms import PipelineEditForm, RunForm, ScheduleForm
 from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
+from pipelines.services.definitions import load_steps, pipeline_update
 from pipelines.services.runs import run_cancel, run_create, run_dispatch, run_resume
 from pipelines.services.schedules import schedule_create, schedule_delete
+from pipelines.steps.base import REGISTRY
 
 HTMX_STOP_POLLING = 286
 RUN_ACTIONS = ("cancel", "resume", "retry")
@@ -62,6 +64,32 @@ def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
             run_dispatch(run=run)
             return redirect(run)
     return render(request, "pipelines/pipeline_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pipeline_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    pipeline = _get_pipeline_for_user(request, slug)
+    initial = {
+        "description": pipeline.description,
+        "batch_size": pipeline.batch_size,
+        "definition": pipeline.definition,
+    }
+    form = PipelineEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            updated = pipeline_update(pipeline=pipeline, **form.cleaned_data)
+        except CurationError as exc:
+            form.add_error("definition", str(exc))
+        else:
+            messages.info(request, f"Saved: {updated.name} is at version {updated.version}.")
+            return redirect(updated)
+    steps = [REGISTRY[name].describe() for name in sorted(load_steps())]
+    return render(
+        request,
+        "pipelines/pipeline_edit.html",
+        {"pipeline": pipeline, "form": form, "steps": steps},
+    )
 
 
 @login_required

@@ -104,7 +104,11 @@ def pipeline_create(
 
 @transaction.atomic
 def pipeline_update(
-    *, pipeline: Pipeline, definition: Any, description: str | None = None
+    *,
+    pipeline: Pipeline,
+    definition: Any,
+    description: str | None = None,
+    batch_size: int | None = None,
 ) -> Pipeline:
     """Replace the definition; the version goes up only when the steps or params change."""
     normalised = definition_validate(definition)
@@ -114,5 +118,7 @@ def pipeline_update(
         locked.version += 1
     if description is not None:
         locked.description = description
+    if batch_size is not None:
+        locked.batch_size = batch_size
     locked.save()
     return locked

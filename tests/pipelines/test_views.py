@@ -89,3 +89,27 @@ def test_cli_runs_a_pipeline_inline_and_reports_failures() -> None:
     assert "failed on document" in out.getvalue()
     with pytest.raises(CommandError, match="no pipeline 'nope'"):
         call_command("winnow_run", "nope", "--dataset", "cli-data")
+
+
+def test_the_pipeline_is_edited_in_the_browser_with_validation(user_client: Client) -> None:
+    pipeline = make_pipeline([{"step": "test_text_length"}], name="Editable")
+    page = user_client.get(f"/pipelines/{pipeline.slug}/edit/").content.decode()
+    assert 'id="step-test_text_length"' in page and "multiplies the length" in page
+
+    bad = user_client.post(
+        f"/pipelines/{pipeline.slug}/edit/",
+        {"description": "", "batch_size": 10, "definition": '[{"step": "nope"}]'},
+    )
+    assert "no step named" in bad.content.decode()
+    saved = user_client.post(
+        f"/pipelines/{pipeline.slug}/edit/",
+        {
+            "description": "now scaled",
+            "batch_size": 500,
+            "definition": '[{"step": "test_text_length", "params": {"scale": 3}}]',
+        },
+    )
+    assert saved.status_code == 302
+    pipeline.refresh_from_db()
+    assert (pipeline.version, pipeline.batch_size, pipeline.description) == (2, 500, "now scaled")
+    assert pipeline.definition == [{"step": "test_text_length", "params": {"scale": 3.0}}]
