@@ -23,3 +23,13 @@ class ImportUploadForm(forms.Form):
         choices=[("", "Detect from the file name")] + [(f, f) for f in FORMATS if f != "hf"],
         required=False,
     )
+
+
+class EvalSetForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    file = forms.FileField(help_text="JSONL: one item per line.")
+    text_fields = forms.CharField(
+        initial="question,answer", help_text="Fields joined into the text that is checked."
+    )
+    id_field = forms.CharField(initial="id", required=False)
+    description = forms.CharField(required=False)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from psycopg import sql
 
-from curation.models import Dataset, Document, ImportJob, ImportRejection, Signal
+from curation.models import Dataset, Document, EvalSet, ImportJob, ImportRejection, Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
 
 PAGE_SIZE = 25
@@ -101,3 +101,7 @@ def dataset_imports(*, dataset: Dataset, limit: int = 20) -> QuerySet[ImportJob]
 def import_rejections(*, job: ImportJob, limit: int | None = 100) -> QuerySet[ImportRejection]:
     qs = job.rejections.order_by("source", "number")
     return qs[:limit] if limit is not None else qs
+
+
+def evalset_list() -> QuerySet[EvalSet]:
+    return EvalSet.objects.order_by("name")

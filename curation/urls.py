@@ -15,6 +15,7 @@ urlpatterns = [
     path("datasets/<slug:slug>/import/", views.import_create, name="import_create"),
     path("datasets/<slug:slug>/documents/<int:pk>/", views.document_detail, name="document_detail"),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),
+    path("evalsets/", views.evalset_list, name="evalset_list"),
     path(
         "imports/<int:pk>/rejections.csv",
         views.import_rejections_download,

@@ -13,9 +13,10 @@ from django_htmx.middleware import HtmxDetails
 
 from curation import selectors
 from curation.errors import CurationError
-from curation.forms import DatasetForm, ImportUploadForm
+from curation.forms import DatasetForm, EvalSetForm, ImportUploadForm
 from curation.models import Dataset, Document, ImportJob
 from curation.services.datasets import dataset_create
+from curation.services.evalsets import evalset_import_upload
 from curation.services.imports import import_job_create_from_upload, import_job_dispatch
 
 # htmx stops polling when a response has this status.
@@ -109,6 +110,36 @@ def import_create(request: HttpRequest, slug: str) -> HttpResponse:
             messages.info(request, f"Import of {upload.name} queued.")
             return redirect(job)
     return render(request, "curation/import_create.html", {"dataset": dataset, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def evalset_list(request: HttpRequest) -> HttpResponse:
+    form = EvalSetForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        fields = tuple(f.strip() for f in form.cleaned_data["text_fields"].split(",") if f.strip())
+        try:
+            eval_set, rejected = evalset_import_upload(
+                name=form.cleaned_data["name"],
+                upload=upload,
+                fields=fields,
+                id_field=form.cleaned_data["id_field"],
+                description=form.cleaned_data["description"],
+            )
+        except CurationError as exc:
+            form.add_error("file", str(exc))
+        else:
+            messages.info(
+                request,
+                f"{eval_set.name}: {eval_set.item_count} items, {len(rejected)} lines rejected. "
+                f'Use it with {{"step": "decontamination", "params": {{"eval_sets": '
+                f'["{eval_set.slug}"]}}}}.',
+            )
+            return redirect("evalset_list")
+    return render(
+        request, "curation/evalset_list.html", {"evalsets": selectors.evalset_list(), "form": form}
+    )
 
 
 @login_required

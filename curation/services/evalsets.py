@@ -7,10 +7,12 @@ workers read without touching the database.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import orjson
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -75,3 +77,22 @@ def evalset_import(
         for item in items:
             out.write(orjson.dumps({"id": item.external_id, "text": item.text}) + b"\n")
     return eval_set, rejections
+
+
+def evalset_import_upload(
+    *,
+    name: str,
+    upload: UploadedFile,
+    fields: tuple[str, ...],
+    id_field: str = "id",
+    description: str = "",
+) -> tuple[EvalSet, list[readers.Rejection]]:
+    """``evalset_import`` of a browser upload (kept under the uploads dir)."""
+    safe = Path(upload.name or "evalset.jsonl").name
+    target = Path(settings.UPLOAD_DIR) / f"{uuid.uuid4().hex}-{safe}"
+    with open(target, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return evalset_import(
+        name=name, path=target, fields=fields, id_field=id_field, description=description
+    )

@@ -146,3 +146,24 @@ def test_rejection_report_downloads_as_csv(user_client: Client, tmp_path: Path) 
     lines = b"".join(response.streaming_content).decode().splitlines()  # type: ignore[attr-defined]
     assert lines[0] == "source,line_or_row,field,reason"
     assert [line.split(",")[1] for line in lines[1:]] == ["2", "3"]
+
+
+def test_evaluation_sets_are_uploaded_in_the_browser(
+    user_client: Client, settings: Any, tmp_path: Path
+) -> None:
+    settings.DATA_DIR = tmp_path
+    body = b'{"id": "a", "question": "Q one?", "answer": "A one."}\n{"id": "b", "q": 1}\n'
+    response = user_client.post(
+        "/evalsets/",
+        {
+            "name": "Tiny QA",
+            "file": SimpleUploadedFile("tiny.jsonl", body),
+            "text_fields": "question,answer",
+            "id_field": "id",
+        },
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Tiny QA: 1 items, 1 lines rejected" in page
+    assert "<code>tiny-qa</code>" in page
+    assert (tmp_path / "evalsets" / "tiny-qa.jsonl").read_text().count("\n") == 1
