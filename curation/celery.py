@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "curation.settings")
 
 app = Celery("winnow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue("cpu"), Queue("gpu")]
+# Each queue with its own exchange and key: sharing the default exchange and key
+# would deliver a "gpu" message to the cpu queue's workers too.
+app.conf.task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("cpu", "gpu")
+]
 app.autodiscover_tasks()

@@ -68,7 +68,7 @@ def start_worker(
 
     started: list[WorkerProcess] = []
 
-    def start(extra_env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(extra_env: dict[str, str] | None = None, queues: str = "cpu,gpu") -> WorkerProcess:
         name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         log = tmp_path / f"{name}.log"
         env = dict(os.environ)
@@ -85,7 +85,7 @@ def start_worker(
                 "curation",
                 "worker",
                 "-Q",
-                "cpu,gpu",
+                queues,
                 "--pool",
                 "solo",
                 "-n",

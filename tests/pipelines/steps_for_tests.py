@@ -59,3 +59,18 @@ class Slow(Step):
     def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
         time.sleep(self.config["seconds"] * len(batch))
         return {"test_slow_id": [d.id for d in batch]}
+
+
+@register
+class OnGpu(Step):
+    """Declares the gpu device: its batches go to the gpu queue (it computes on CPU)."""
+
+    name = "test_on_gpu"
+    version = "1"
+    device = "gpu"
+
+    def signals(self) -> list[SignalSpec]:
+        return [SignalSpec("test_gpu_chars", "int", "characters")]
+
+    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
+        return {"test_gpu_chars": [len(d.text) for d in batch]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -93,3 +94,20 @@ def test_a_corpus_phase_runs_on_the_worker_after_the_documents(
 
     sizes = sorted(DuplicateGroup.objects.filter(dataset=dataset).values_list("size", flat=True))
     assert sizes == [5, 10]
+
+
+def test_gpu_batches_wait_for_a_gpu_worker(start_worker: Any, settings: Any) -> None:
+    start_worker(worker_env(settings), queues="cpu")
+    dataset = make_dataset()
+    add_documents(dataset, ["a", "bb", "ccc"])
+    pipeline = make_pipeline([{"step": "test_text_length"}, {"step": "test_on_gpu"}])
+    run = run_create(pipeline=pipeline, dataset=dataset)
+    assert run.stages == [[0], [1]]
+    run_dispatch(run=run)
+
+    wait_for(lambda: run.batches.filter(stage_index=0, status=RunBatch.Status.DONE).exists())
+    time.sleep(2)
+    assert run.batches.get(stage_index=1).status == RunBatch.Status.PENDING
+    start_worker(worker_env(settings), queues="gpu")
+    wait_for(lambda: run_state(run.pk).is_finished)
+    assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
