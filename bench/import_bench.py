@@ -46,6 +46,13 @@ WORDS = (
 ).split()
 
 
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def make_source(path: Path, rows: int) -> None:
     """~1M lines of ~600 bytes: text of 60-140 words plus url and timestamp meta."""
     if path.exists() and path.stat().st_size > 0:
@@ -205,10 +212,11 @@ def main() -> None:
             result = phase_json_copy(url, args.source)
         else:
             result = phase_winnow(args.source)
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        result["peak_rss_mb"] = own / 1024
-        result["child_peak_rss_mb"] = children / 1024
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a child
+        # would report its parent's peak. The import's reader child has exited by now:
+        # for it only RUSAGE_CHILDREN remains, an upper bound for the same reason.
+        result["peak_rss_mb"] = peak_rss_mb()
+        result["child_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(json.dumps(result))
         return
 

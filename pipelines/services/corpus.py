@@ -118,6 +118,8 @@ MINHASH_CHUNK = 2000
 # Buckets up to this size are verified pair by pair; larger ones (boilerplate shared
 # by thousands of pages) against their first member only, to stay linear.
 MINHASH_ALL_PAIRS = 50
+# Candidate pairs verified per chunk: bounds the shingle sets held at once.
+MINHASH_VERIFY_PAIRS = 20_000
 
 
 def _documents(
@@ -198,30 +200,50 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
                     pairs.update((a, b) for i, a in enumerate(bucket) for b in bucket[i + 1 :])
                 else:
                     pairs.update((bucket[0], b) for b in bucket[1:])
-    candidates = sorted({d for pair in pairs for d in pair})
-    shingles: dict[int, set[int]] = {}
-    lengths: dict[int, int] = {}
-    for chunk in _documents(dataset_id, candidates):
-        for pk, text, chars in chunk:
-            shingles[pk] = step.shingles(text)
-            lengths[pk] = chars
-
-    def jaccard(a: int, b: int) -> float:
-        sa, sb = shingles[a], shingles[b]
-        return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
-
     groups = _UnionFind()
     linked: set[int] = set()
-    for a, b in pairs:
-        if jaccard(a, b) >= step.config["threshold"]:
+    lengths: dict[int, int] = {}
+    for a, b, similarity in _verified_pairs(step, dataset_id, sorted(pairs), lengths):
+        if similarity >= step.config["threshold"]:
             groups.union(a, b)
             linked.update((a, b))
     members: dict[int, list[int]] = {}
     for document in linked:
         members.setdefault(groups.find(document), []).append(document)
     clusters = [sorted(m) for m in members.values() if len(m) > 1]
-    _write_groups(run, spec, key, clusters, lengths, jaccard)
+    _write_groups(run, spec, key, clusters, lengths, step)
     return len(clusters)
+
+
+def _verified_pairs(
+    step: Any, dataset_id: int, pairs: list[tuple[int, int]], lengths: dict[int, int]
+) -> Iterator[tuple[int, int, float]]:
+    """Exact Jaccard of each candidate pair, a chunk of pairs at a time.
+
+    Only the shingles of one chunk's documents are in memory at once (a document in
+    several chunks is read again): memory is bounded by MINHASH_VERIFY_PAIRS, not by
+    the number of candidates. ``lengths`` collects each document's character count.
+    """
+    for start in range(0, len(pairs), MINHASH_VERIFY_PAIRS):
+        chunk = pairs[start : start + MINHASH_VERIFY_PAIRS]
+        shingles = _shingles(step, dataset_id, sorted({d for pair in chunk for d in pair}), lengths)
+        for a, b in chunk:
+            yield a, b, _jaccard(shingles[a], shingles[b])
+
+
+def _shingles(
+    step: Any, dataset_id: int, ids: list[int], lengths: dict[int, int]
+) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {}
+    for rows in _documents(dataset_id, ids):
+        for pk, text, chars in rows:
+            found[pk] = step.shingles(text)
+            lengths[pk] = chars
+    return found
+
+
+def _jaccard(a: set[int], b: set[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def _write_groups(
@@ -230,19 +252,23 @@ def _write_groups(
     key: str,
     clusters: list[list[int]],
     lengths: dict[int, int],
-    jaccard: Callable[[int, int], float],
+    step: Any,
 ) -> None:
     dataset_id = run.dataset_id
     DuplicateGroup.objects.filter(dataset_id=dataset_id, run_key=key).delete()
     keep_longest = spec["params"]["keep"] == "longest"
-    rows: list[tuple[int, int, bool, float]] = []
-    group_rows = []
-    for cluster in clusters:
-        kept = max(cluster, key=lambda d: (lengths[d], -d)) if keep_longest else cluster[0]
-        group_rows.append((kept, cluster))
-        rows.extend(
-            (d, len(cluster), d == kept, 1.0 if d == kept else jaccard(d, kept)) for d in cluster
-        )
+    group_rows = [
+        (max(cluster, key=lambda d: (lengths[d], -d)) if keep_longest else cluster[0], cluster)
+        for cluster in clusters
+    ]
+    # Each member's similarity to the kept one, again a bounded chunk of pairs at a time.
+    to_kept = [(kept, d) for kept, cluster in group_rows for d in cluster if d != kept]
+    similarity = {d: value for kept, d, value in _verified_pairs(step, dataset_id, to_kept, {})}
+    rows = [
+        (d, len(cluster), d == kept, 1.0 if d == kept else similarity[d])
+        for kept, cluster in group_rows
+        for d in cluster
+    ]
     created = DuplicateGroup.objects.bulk_create(
         DuplicateGroup(
             dataset_id=dataset_id,
@@ -259,15 +285,14 @@ def _write_groups(
             group=group,
             document_id=d,
             is_representative=d == kept,
-            similarity=1.0 if d == kept else jaccard(d, kept),
+            similarity=1.0 if d == kept else similarity[d],
         )
         for group, (kept, cluster) in zip(created, group_rows, strict=True)
         for d in cluster
     )
     names = ["minhash_dedup_size", "minhash_dedup_keep", "minhash_dedup_similarity"]
     signals = {s.name: s for s in Signal.objects.filter(name__in=names)}
-    size, keep = (sql.Identifier(signals[n].column_name) for n in names[:2])
-    similarity = sql.Identifier(signals[names[2]].column_name)
+    size, keep, sim = (sql.Identifier(signals[n].column_name) for n in names)
     signal_partition_ensure(dataset_id=dataset_id)
     with connection.cursor() as cursor:
         # Every document first: alone in its group and kept; then the grouped ones.
@@ -278,7 +303,7 @@ def _write_groups(
                 "ON CONFLICT (dataset_id, document_id) DO UPDATE "
                 "SET {size} = 1, {keep} = true, {sim} = NULL"
             )
-            .format(table=sql.Identifier(SIGNAL_TABLE), size=size, keep=keep, sim=similarity)
+            .format(table=sql.Identifier(SIGNAL_TABLE), size=size, keep=keep, sim=sim)
             .as_string(cursor.connection),
             [dataset_id],
         )
