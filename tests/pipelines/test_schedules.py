@@ -101,6 +101,8 @@ def test_schedules_are_added_and_listed_on_the_pipeline_page(client: Client) -> 
     schedule = PipelineSchedule.objects.get()
     page = client.get(f"/pipelines/{pipeline.slug}/").content.decode()
     assert f'id="schedule-{schedule.pk}"' in page and "30 2 * * *" in page
+    assert page.count('id="schedules"') == 1
+    assert "<title>p · Winnow</title>" in page
     bad = client.post(
         f"/pipelines/{pipeline.slug}/schedules/",
         {"dataset": dataset.pk, "trigger": "cron", "cron": "nonsense"},
