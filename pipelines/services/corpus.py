@@ -118,8 +118,8 @@ MINHASH_CHUNK = 2000
 # Buckets up to this size are verified pair by pair; larger ones (boilerplate shared
 # by thousands of pages) against their first member only, to stay linear.
 MINHASH_ALL_PAIRS = 50
-# Candidate pairs verified per chunk: bounds the shingle sets held at once.
-MINHASH_VERIFY_PAIRS = 20_000
+# Documents whose shingle sets are held at once while verifying candidate pairs.
+MINHASH_VERIFY_DOCS = 4000
 
 
 def _documents(
@@ -218,17 +218,26 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
 def _verified_pairs(
     step: Any, dataset_id: int, pairs: list[tuple[int, int]], lengths: dict[int, int]
 ) -> Iterator[tuple[int, int, float]]:
-    """Exact Jaccard of each candidate pair, a chunk of pairs at a time.
+    """Exact Jaccard of each candidate pair, in chunks of at most MINHASH_VERIFY_DOCS documents.
 
-    Only the shingles of one chunk's documents are in memory at once (a document in
-    several chunks is read again): memory is bounded by MINHASH_VERIFY_PAIRS, not by
-    the number of candidates. ``lengths`` collects each document's character count.
+    Only one chunk's shingle sets are in memory at once (a document in several
+    chunks is read again), so memory is bounded whatever the number of candidates.
+    Pairs come sorted, which keeps a document's pairs mostly in one chunk.
+    ``lengths`` collects each document's character count.
     """
-    for start in range(0, len(pairs), MINHASH_VERIFY_PAIRS):
-        chunk = pairs[start : start + MINHASH_VERIFY_PAIRS]
-        shingles = _shingles(step, dataset_id, sorted({d for pair in chunk for d in pair}), lengths)
+    chunk: list[tuple[int, int]] = []
+    documents: set[int] = set()
+    for pair in [*pairs, None]:
+        new = 0 if pair is None else (pair[0] not in documents) + (pair[1] not in documents)
+        if pair is not None and len(documents) + new <= MINHASH_VERIFY_DOCS:
+            chunk.append(pair)
+            documents.update(pair)
+            continue
+        shingles = _shingles(step, dataset_id, sorted(documents), lengths)
         for a, b in chunk:
             yield a, b, _jaccard(shingles[a], shingles[b])
+        del shingles
+        chunk, documents = ([pair], set(pair)) if pair is not None else ([], set())
 
 
 def _shingles(

@@ -128,14 +128,14 @@ def planted_near_duplicates(seed: int = 7) -> tuple[list[str], list[tuple[int, i
     return texts, planted
 
 
-@pytest.mark.parametrize("verify_chunk", [20_000, 7])
+@pytest.mark.parametrize("verify_chunk", [4000, 7])
 def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(
     verify_chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Also with verification cut into chunks of 7 pairs: bounded memory, same answer."""
+    """Also with verification cut into chunks of 7 documents: bounded memory, same answer."""
     from pipelines.services import corpus
 
-    monkeypatch.setattr(corpus, "MINHASH_VERIFY_PAIRS", verify_chunk)
+    monkeypatch.setattr(corpus, "MINHASH_VERIFY_DOCS", verify_chunk)
     texts, planted = planted_near_duplicates()
     assert min(j for *_, j in planted) < 0.6 and max(j for *_, j in planted) > 0.9
     dataset = make_dataset()
