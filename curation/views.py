@@ -9,22 +9,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
-from django_htmx.middleware import HtmxDetails
 
 from curation import selectors
 from curation.errors import CurationError
 from curation.forms import DatasetForm, EvalSetForm, ImportUploadForm
+from curation.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from curation.models import Dataset, Document, ImportJob
 from curation.services.datasets import dataset_create
 from curation.services.evalsets import evalset_import_upload
 from curation.services.imports import import_job_create_from_upload, import_job_dispatch
-
-# htmx stops polling when a response has this status.
-HTMX_STOP_POLLING = 286
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:

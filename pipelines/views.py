@@ -7,9 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from curation.errors import CurationError
+from curation.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from pipelines import selectors
 from pipelines.forms import PipelineEditForm, RunForm, ScheduleForm
 from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
@@ -18,12 +18,7 @@ from pipelines.services.runs import run_cancel, run_create, run_dispatch, run_re
 from pipelines.services.schedules import schedule_create, schedule_delete
 from pipelines.steps.base import REGISTRY
 
-HTMX_STOP_POLLING = 286
 RUN_ACTIONS = ("cancel", "resume", "retry")
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _get_pipeline_for_user(request: HttpRequest, slug: str) -> Pipeline:

@@ -17,9 +17,7 @@ The procedure (``import_job_run``):
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import time
 import uuid
 from datetime import timedelta
@@ -45,6 +43,7 @@ from curation.services.batches import (
     duplicate_rejection,
 )
 from curation.services.datasets import dataset_recount
+from curation.workers import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +53,6 @@ def reason_kind(reason: str) -> str:
     for stop in (":", " (", ";"):
         reason = reason.split(stop, 1)[0]
     return reason.strip()[:80] or "rejected"
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def import_job_create(

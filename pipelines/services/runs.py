@@ -19,8 +19,6 @@ in one upsert. Each batch is one Celery task that:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 import traceback
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ from django.utils import timezone
 from curation.models import Dataset, Signal
 from curation.models import Document as DocumentRow
 from curation.services.signals import signal_define, signal_rows_write, signal_table_compact
+from curation.workers import worker_name
 from pipelines.errors import BatchLeaseLostError, PipelineDefinitionError
 from pipelines.models import Pipeline, PipelineRun, RunBatch
 from pipelines.services.definitions import definition_snapshot, step_from_spec
@@ -46,10 +45,6 @@ from pipelines.steps.base import Document, Step
 logger = logging.getLogger(__name__)
 
 ACTIVE = (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def plan_stages(snapshot: list[dict[str, Any]]) -> list[list[int]]:

@@ -15,15 +15,7 @@ from curation.models import ImportJob
 from curation.services.datasets import dataset_get_or_create
 from curation.services.imports import import_job_create, import_job_dispatch, import_job_run
 from curation.services.readers import FORMATS
-
-
-def workers_online(timeout: float = 1.0) -> bool:
-    from curation.celery import app
-
-    try:
-        return bool(app.control.ping(timeout=timeout))
-    except OSError:
-        return False
+from curation.workers import workers_online
 
 
 class Command(BaseCommand):

@@ -10,18 +10,10 @@ from tqdm import tqdm
 
 from curation.errors import CurationError
 from curation.models import Dataset
+from curation.workers import workers_online
 from pipelines.models import Pipeline, PipelineRun, RunBatch
 from pipelines.selectors import run_failures
 from pipelines.services.runs import run_batch_execute, run_create, run_dispatch
-
-
-def workers_online(timeout: float = 1.0) -> bool:
-    from curation.celery import app
-
-    try:
-        return bool(app.control.ping(timeout=timeout))
-    except OSError:
-        return False
 
 
 class Command(BaseCommand):
