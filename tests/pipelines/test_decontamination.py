@@ -12,9 +12,8 @@ from curation.models import EvalSet
 from pipelines.errors import PipelineDefinitionError
 from pipelines.models import PipelineRun
 from pipelines.services.runs import run_batch_execute, run_create
-from tests.curation.factories import make_dataset
+from tests.curation.factories import make_dataset, signal_values
 from tests.pipelines.factories import add_documents, make_pipeline
-from tests.pipelines.test_dedup import signal_values
 
 pytestmark = pytest.mark.django_db
 

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
-from curation.models import DuplicateGroup, DuplicateMember, Signal
+from curation.models import DuplicateGroup, DuplicateMember
 from pipelines.models import PipelineRun, RunBatch
 from pipelines.services.runs import run_batch_execute, run_create
 from pipelines.steps.base import Document
 from pipelines.steps.dedup import ExactDedup
-from tests.curation.factories import make_dataset
+from tests.curation.factories import make_dataset, signal_values
 from tests.pipelines.factories import add_documents, make_pipeline
 
 pytestmark = pytest.mark.django_db
@@ -21,16 +20,6 @@ TEXTS = [
     "Version 2 of the text",  # 4: group B
     "version 2 of the text",  # 5: group B, same length
 ]
-
-
-def signal_values(dataset_id: int, name: str) -> dict[int, object]:
-    column = Signal.objects.get(name=name).column_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT document_id, {column} FROM curation_signal_row WHERE dataset_id = %s",
-            [dataset_id],
-        )
-        return dict(cursor.fetchall())
 
 
 def run_all(run: PipelineRun) -> PipelineRun:

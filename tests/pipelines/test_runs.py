@@ -16,7 +16,7 @@ from pipelines.services.runs import (
     run_create,
     run_resume,
 )
-from tests.curation.factories import make_dataset
+from tests.curation.factories import make_dataset, signal_values
 from tests.pipelines.factories import add_documents, make_pipeline
 
 pytestmark = pytest.mark.django_db
@@ -27,16 +27,6 @@ def run_all(run: PipelineRun) -> PipelineRun:
         run_batch_execute(batch_id=batch_id)
     run.refresh_from_db()
     return run
-
-
-def signal_column(dataset_id: int, name: str) -> dict[int, Any]:
-    column = Signal.objects.get(name=name).column_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT document_id, {column} FROM curation_signal_row WHERE dataset_id = %s",
-            [dataset_id],
-        )
-        return dict(cursor.fetchall())
 
 
 def test_a_run_writes_every_signal_once_per_document() -> None:
@@ -50,9 +40,9 @@ def test_a_run_writes_every_signal_once_per_document() -> None:
     assert run.batches.count() == 3
     assert run.stages == [[0]]
     assert [b.size for b in run.batches.order_by("first_document_id")] == [10, 10, 5]
-    chars = signal_column(dataset.pk, "test_chars")
+    chars = signal_values(dataset.pk, "test_chars")
     assert chars == {pk: 2.0 * (4 + i) for i, pk in enumerate(ids)}
-    assert signal_column(dataset.pk, "test_has_x")[ids[0]] is False
+    assert signal_values(dataset.pk, "test_has_x")[ids[0]] is False
     signal = Signal.objects.get(name="test_chars")
     assert (signal.step, signal.step_version) == ("test_text_length", "1")
     assert run.definition[0]["params"] == {"scale": 2.0}
@@ -88,7 +78,7 @@ def test_a_failing_document_is_named_and_the_batch_can_be_retried() -> None:
     assert (failed.failed_step_index, failed.failed_document_id) == (1, ids[2])
     assert "cannot handle document" in failed.error and "Traceback" in failed.error
     # Both steps run as one stage per batch: the failed batch wrote neither step's values.
-    assert sorted(signal_column(dataset.pk, "test_chars")) == ids[:2]
+    assert sorted(signal_values(dataset.pk, "test_chars")) == ids[:2]
 
     from curation.models import Document
 
@@ -96,8 +86,8 @@ def test_a_failing_document_is_named_and_the_batch_can_be_retried() -> None:
     assert run_resume(run=run, retry_failed=True) == 1
     run = run_all(run)
     assert run.status == PipelineRun.Status.SUCCEEDED
-    assert signal_column(dataset.pk, "test_words")[ids[2]] == 2
-    assert len(signal_column(dataset.pk, "test_chars")) == 4
+    assert signal_values(dataset.pk, "test_words")[ids[2]] == 2
+    assert len(signal_values(dataset.pk, "test_chars")) == 4
 
 
 def test_a_cancelled_run_hands_out_no_more_batches() -> None:
@@ -166,8 +156,8 @@ def test_a_stage_writes_all_its_steps_and_shares_progress() -> None:
     run = run_all(run_create(pipeline=pipeline, dataset=dataset))
     assert run.stages == [[0, 1]]
     assert run.batches.count() == 2
-    assert signal_column(dataset.pk, "test_words") == {ids[0]: 2, ids[1]: 1, ids[2]: 1}
-    assert signal_column(dataset.pk, "test_has_x")[ids[0]] is True
+    assert signal_values(dataset.pk, "test_words") == {ids[0]: 2, ids[1]: 1, ids[2]: 1}
+    assert signal_values(dataset.pk, "test_has_x")[ids[0]] is True
     assert [(p.step, p.documents_done) for p in run_progress(run=run)] == [
         ("test_text_length", 3),
         ("test_explode", 3),
