@@ -66,15 +66,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import (  # noqa: E402  (needs ROOT on sys.path when run as a script)
+    DISTINCT_MAX,
+    create_database,
+    drop_database,
+    load,
+    read_source,
+    warm_texts,
+    write_source,
+)
+
 BENCH_DB = "winnow_bench_minhash"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DISTINCT_MAX = 3000
 BATCH_SIZE = 1000
 PHASES = ("baseline", "ours", "e2e")
 WARM_DOCS = 200
@@ -84,37 +92,6 @@ N_GRAMS, BANDS, ROWS, SEED, PRECISION = 5, 14, 8, 1, 32
 
 
 # --- documents -----------------------------------------------------------------------------
-
-
-def write_source(path: Path, docs: int) -> list[str]:
-    """Write the bench's JSONL (``id``, ``text``) to ``path`` and return its texts, in order."""
-    from curation.sample_data import build_sample
-
-    distinct = min(docs, DISTINCT_MAX)
-    with tempfile.TemporaryDirectory() as tmp:
-        sample = Path(tmp) / "sample.jsonl"
-        build_sample(sample, seed=0, size=distinct)
-        with sample.open(encoding="utf-8") as fh:
-            base = [json.loads(line)["text"] for line in fh]
-    texts = [
-        base[i % distinct] + (f" (copy {i // distinct})" if i >= distinct else "")
-        for i in range(docs)
-    ]
-    with path.open("w", encoding="utf-8") as out:
-        for i, text in enumerate(texts):
-            out.write(json.dumps({"id": f"bench-{i:07d}", "text": text}, ensure_ascii=False))
-            out.write("\n")
-    return texts
-
-
-def read_source(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line)["text"] for line in fh]
-
-
-def warm_texts(texts: Sequence[str]) -> list[str]:
-    """Texts for the untimed warm-up: like the bench's, but none of them."""
-    return [f"{text} (warm-up)" for text in texts[:WARM_DOCS]]
 
 
 # --- baseline: datatrove ---------------------------------------------------------------------
@@ -238,8 +215,8 @@ def candidates_ours(buckets: Sequence[list[int] | None]) -> set[int]:
 
 def warm_up(texts: Sequence[str]) -> None:
     """Imports, spaCy's first load, numpy's first calls: out of every timing."""
-    run_baseline(warm_texts(texts))
-    run_ours(warm_texts(texts))
+    run_baseline(warm_texts(texts, WARM_DOCS))
+    run_ours(warm_texts(texts, WARM_DOCS))
 
 
 # --- e2e: the runner, with the database (child process) ---------------------------------------
@@ -408,44 +385,7 @@ def run_e2e(args: argparse.Namespace, url: str) -> dict[str, Any]:
 # --- database ----------------------------------------------------------------------------------
 
 
-def db_url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def drop_database(base: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
-def create_database(base: str) -> str:
-    """The scratch database, empty and migrated; returns its URL."""
-    import psycopg
-    from psycopg import sql
-
-    url = db_url(base, BENCH_DB)
-    drop_database(base)
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        env=dict(os.environ, DATABASE_URL=url, WINNOW_SKIP_EMBEDDED="1"),
-        cwd=ROOT,
-        check=True,
-    )
-    return url
-
-
 # --- report ------------------------------------------------------------------------------------
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def report(
@@ -573,7 +513,7 @@ def main() -> None:
         extra["tokenize_seconds"] = tokenize_datatrove(texts[:TOKENIZE_DOCS])
         runs: dict[str, list[dict[str, Any]]] = {phase: [] for phase in PHASES}
         try:
-            url = create_database(base)
+            url = create_database(base, BENCH_DB)
             for round_ in range(1, args.rounds + 1):
                 last = round_ == args.rounds
                 for phase in PHASES:
@@ -592,7 +532,7 @@ def main() -> None:
                         file=sys.stderr,
                     )
         finally:
-            drop_database(base)
+            drop_database(base, BENCH_DB)
     report(args, texts, runs, extra, (start_load, load()))
 
 
