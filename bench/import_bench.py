@@ -33,9 +33,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import db_url  # noqa: E402  (needs ROOT on sys.path when run as a script)
+
 BENCH_DB = "winnow_bench_import"
 TEMPLATE_DB = "winnow_bench_import_tpl"
 PHASES = ("copy", "json+copy", "winnow")
@@ -73,11 +77,6 @@ def make_source(path: Path, rows: int) -> None:
                 "ts": "2024-05-01T00:00:00Z",
             }
             out.write(orjson.dumps(record) + b"\n")
-
-
-def db_url(base: str, name: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def admin_conn(base: str):  # type: ignore[no-untyped-def]

@@ -22,18 +22,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import db_url  # noqa: E402  (needs ROOT on sys.path when run as a script)
+
 BENCH_DB = "winnow_bench_pipeline"
 HEURISTICS = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "doc_stats")
-
-
-def db_url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
 
 
 def make_source(path: Path, docs: int) -> None:
