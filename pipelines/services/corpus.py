@@ -15,13 +15,34 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
+from curation.errors import PermanentError
 from curation.models import Document as DocumentRow
 from curation.models import DuplicateGroup, DuplicateMember, Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
 from curation.services.signals import signal_partition_ensure, signal_rows_write
 from pipelines.models import PipelineRun
 
-KEEP_ORDER = {"first": "s.document_id", "longest": "d.char_count DESC, s.document_id"}
+
+def _keep_signal_column(params: dict[str, Any]) -> sql.Identifier:
+    signal = Signal.objects.filter(name=params["keep_signal"]).first()
+    if signal is None:
+        raise PermanentError(
+            f"keep_signal {params['keep_signal']!r} is not a signal of this project: run the "
+            "step that produces it first (or earlier in the same pipeline)"
+        )
+    return sql.Identifier(signal.column_name)
+
+
+def _keep_order(params: dict[str, Any]) -> sql.Composable:
+    """SQL ordering that puts the kept member of a group first (s: signal row, d: document)."""
+    if params["keep"] == "longest":
+        return sql.SQL("d.char_count DESC, s.document_id")
+    if params["keep"] == "best_signal":
+        direction = sql.SQL("ASC" if params["keep_lowest"] else "DESC")
+        return sql.SQL("s.{} {} NULLS LAST, s.document_id").format(
+            _keep_signal_column(params), direction
+        )
+    return sql.SQL("s.document_id")
 
 
 def run_key(run: PipelineRun, step: str) -> str:
@@ -65,7 +86,7 @@ def exact_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             )
             .format(
                 h=hash_col,
-                order=sql.SQL(KEEP_ORDER[spec["params"]["keep"]]),
+                order=_keep_order(spec["params"]),
                 table=sql.Identifier(SIGNAL_TABLE),
             )
             .as_string(pg),
@@ -255,6 +276,41 @@ def _jaccard(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+def _kept(
+    params: dict[str, Any], clusters: list[list[int]], lengths: dict[int, int], dataset_id: int
+) -> Iterator[tuple[int, list[int]]]:
+    """(kept member, cluster) by the ``keep`` rule, for clusters of sorted document ids."""
+    values: dict[int, Any] = {}
+    if params["keep"] == "best_signal":
+        column = _keep_signal_column(params)
+        members = [d for cluster in clusters for d in cluster]
+        with connection.cursor() as cursor:
+            for start in range(0, len(members), MINHASH_CHUNK):
+                cursor.execute(
+                    sql.SQL(
+                        "SELECT document_id, {} FROM {} WHERE dataset_id = %s "
+                        "AND document_id = ANY(%s)"
+                    )
+                    .format(column, sql.Identifier(SIGNAL_TABLE))
+                    .as_string(cursor.connection),
+                    [dataset_id, members[start : start + MINHASH_CHUNK]],
+                )
+                values.update(cursor.fetchall())
+    sign = -1 if params["keep_lowest"] else 1
+    for cluster in clusters:
+        if params["keep"] == "longest":
+            kept = max(cluster, key=lambda d: (lengths[d], -d))
+        elif params["keep"] == "best_signal":
+            # Highest (or lowest) value first, documents without one last, then the first.
+            kept = max(
+                cluster,
+                key=lambda d: (values.get(d) is not None, sign * (values.get(d) or 0), -d),
+            )
+        else:
+            kept = cluster[0]
+        yield kept, cluster
+
+
 def _write_groups(
     run: PipelineRun,
     spec: dict[str, Any],
@@ -265,11 +321,7 @@ def _write_groups(
 ) -> None:
     dataset_id = run.dataset_id
     DuplicateGroup.objects.filter(dataset_id=dataset_id, run_key=key).delete()
-    keep_longest = spec["params"]["keep"] == "longest"
-    group_rows = [
-        (max(cluster, key=lambda d: (lengths[d], -d)) if keep_longest else cluster[0], cluster)
-        for cluster in clusters
-    ]
+    group_rows = list(_kept(spec["params"], clusters, lengths, dataset_id))
     # Each member's similarity to the kept one, again a bounded chunk of pairs at a time.
     to_kept = [(kept, d) for kept, cluster in group_rows for d in cluster if d != kept]
     similarity = {d: value for kept, d, value in _verified_pairs(step, dataset_id, to_kept, {})}

@@ -9,7 +9,30 @@ from typing import Any
 
 import xxhash
 
-from pipelines.steps.base import Document, Param, SignalSpec, Step, register
+from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
+
+KEEP_PARAMS = (
+    Param(
+        "keep",
+        str,
+        "first",
+        "which member of a group is kept: the first imported, the longest, or the one with "
+        "the best value of keep_signal",
+        choices=("first", "longest", "best_signal"),
+    ),
+    Param("keep_signal", str, "", "with keep=best_signal: the signal that decides"),
+    Param(
+        "keep_lowest", bool, False, "with keep=best_signal: the lowest value wins, not the highest"
+    ),
+)
+
+
+def check_keep(step: Step) -> None:
+    if step.config["keep"] == "best_signal" and not step.config["keep_signal"]:
+        raise StepParamError(
+            f"step {step.name!r}: keep=best_signal needs keep_signal, the signal that decides"
+        )
+
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u2018\u2019\u201c\u201d\u2026]")
 _DIGITS = re.compile(r"\d")
@@ -33,14 +56,12 @@ class ExactDedup(Step):
         Param("lowercase", bool, True, "compare case-insensitively"),
         Param("strip_punctuation", bool, False, "ignore punctuation"),
         Param("strip_digits", bool, False, "ignore digits"),
-        Param(
-            "keep",
-            str,
-            "first",
-            "which member of a group is kept: the first imported or the longest",
-            choices=("first", "longest"),
-        ),
+        *KEEP_PARAMS,
     )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        check_keep(self)
 
     def signals(self) -> list[SignalSpec]:
         return [SignalSpec("exact_dedup_hash", "int", "64-bit XXH3 of the normalised text")]
@@ -98,14 +119,12 @@ class MinHashDedup(Step):
         Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
         Param("threshold", float, 0.7, "least Jaccard for a verified pair", minimum=0, maximum=1),
         Param("seed", int, 1, "seed of the hash permutations"),
-        Param(
-            "keep",
-            str,
-            "first",
-            "which member of a group is kept: the first imported or the longest",
-            choices=("first", "longest"),
-        ),
+        *KEEP_PARAMS,
     )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        check_keep(self)
 
     def signals(self) -> list[SignalSpec]:
         return []

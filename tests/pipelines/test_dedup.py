@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from curation.models import DuplicateGroup, DuplicateMember
+from pipelines.errors import PipelineDefinitionError
 from pipelines.models import PipelineRun, RunBatch
 from pipelines.services.runs import run_batch_execute, run_create
 from pipelines.steps.base import Document
@@ -151,3 +152,53 @@ def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(
         value = similarity[b]
         assert isinstance(value, float) and value >= 0.7
     assert keep[ids[100]] is True and signal_values(dataset.pk, "minhash_dedup_size")[ids[100]] == 1
+
+
+def test_keep_best_signal_keeps_the_member_with_the_best_value() -> None:
+    dataset = make_dataset()
+    ids = add_documents(dataset, ["same text x", "Same text x", "same  TEXT x", "other"])
+    pipeline = make_pipeline(
+        [
+            {"step": "test_text_length"},
+            {"step": "exact_dedup", "params": {"keep": "best_signal", "keep_signal": "test_chars"}},
+        ]
+    )
+    run_all(run_create(pipeline=pipeline, dataset=dataset))
+    keep = signal_values(dataset.pk, "exact_dedup_keep")
+    # test_chars is the length: "same  TEXT x" (12 chars) beats the 11-char ones.
+    assert [keep[i] for i in ids] == [False, False, True, True]
+
+
+def test_keep_best_signal_needs_a_signal_that_exists() -> None:
+    with pytest.raises(PipelineDefinitionError, match="keep_signal"):
+        make_pipeline([{"step": "minhash_dedup", "params": {"keep": "best_signal"}}])
+    dataset = make_dataset()
+    add_documents(dataset, ["a b c d e f", "a b c d e f"])
+    pipeline = make_pipeline(
+        [{"step": "exact_dedup", "params": {"keep": "best_signal", "keep_signal": "nope"}}],
+        name="p2",
+    )
+    run = run_all(run_create(pipeline=pipeline, dataset=dataset))
+    assert run.status == PipelineRun.Status.FAILED
+    assert "keep_signal 'nope' is not a signal" in run.batches.get(phase="corpus").error
+
+
+def test_minhash_keep_lowest_signal() -> None:
+    texts, planted = planted_near_duplicates()
+    dataset = make_dataset()
+    ids = add_documents(dataset, texts)
+    pipeline = make_pipeline(
+        [
+            {"step": "test_text_length"},
+            {
+                "step": "minhash_dedup",
+                "params": {"keep": "best_signal", "keep_signal": "test_chars", "keep_lowest": True},
+            },
+        ]
+    )
+    run_all(run_create(pipeline=pipeline, dataset=dataset))
+    for group in DuplicateGroup.objects.filter(dataset=dataset, kind="minhash"):
+        members = list(group.members.values_list("document_id", "is_representative"))
+        lengths = {d: len(texts[ids.index(d)]) for d, _ in members}
+        kept = [d for d, rep in members if rep]
+        assert len(kept) == 1 and lengths[kept[0]] == min(lengths.values())
