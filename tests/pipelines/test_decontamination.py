@@ -13,7 +13,7 @@ from pipelines.errors import PipelineDefinitionError
 from pipelines.models import PipelineRun
 from pipelines.services.runs import run_batch_execute, run_create
 from tests.curation.factories import make_dataset, signal_values
-from tests.pipelines.factories import add_documents, make_pipeline
+from tests.pipelines.factories import add_documents, make_pipeline, run_all
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +54,7 @@ def test_documents_sharing_13_grams_with_eval_items_are_flagged(eval_set: EvalSe
     pipeline = make_pipeline(
         [{"step": "decontamination", "params": {"eval_sets": [eval_set.slug]}}]
     )
-    run = run_create(pipeline=pipeline, dataset=dataset)
-    for batch_id in run.batches.values_list("pk", flat=True):
-        run_batch_execute(batch_id=batch_id)
-    run.refresh_from_db()
+    run = run_all(run_create(pipeline=pipeline, dataset=dataset))
     assert run.status == PipelineRun.Status.SUCCEEDED, run.batches.first().error  # type: ignore[union-attr]
     flags = signal_values(dataset.pk, "decontamination_flag")
     items = signal_values(dataset.pk, "decontamination_items")

@@ -9,7 +9,7 @@ from pipelines.services.runs import run_batch_execute, run_create
 from pipelines.steps.base import Document
 from pipelines.steps.dedup import ExactDedup
 from tests.curation.factories import make_dataset, signal_values
-from tests.pipelines.factories import add_documents, make_pipeline
+from tests.pipelines.factories import add_documents, make_pipeline, run_all
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +21,6 @@ TEXTS = [
     "Version 2 of the text",  # 4: group B
     "version 2 of the text",  # 5: group B, same length
 ]
-
-
-def run_all(run: PipelineRun) -> PipelineRun:
-    for batch_id in run.batches.order_by("id").values_list("pk", flat=True):
-        run_batch_execute(batch_id=batch_id)
-    run.refresh_from_db()
-    return run
 
 
 def test_normalisation_follows_the_parameters() -> None:

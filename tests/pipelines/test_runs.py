@@ -17,16 +17,9 @@ from pipelines.services.runs import (
     run_resume,
 )
 from tests.curation.factories import make_dataset, signal_values
-from tests.pipelines.factories import add_documents, make_pipeline
+from tests.pipelines.factories import add_documents, make_pipeline, run_all
 
 pytestmark = pytest.mark.django_db
-
-
-def run_all(run: PipelineRun) -> PipelineRun:
-    for batch_id in run.batches.order_by("id").values_list("pk", flat=True):
-        run_batch_execute(batch_id=batch_id)
-    run.refresh_from_db()
-    return run
 
 
 def test_a_run_writes_every_signal_once_per_document() -> None:
