@@ -65,6 +65,12 @@ class PipelineRun(models.Model):
     trigger = models.CharField(
         max_length=20, default="manual", help_text="manual, cli, schedule or import."
     )
+    results = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What corpus phases report, by step name: e.g. semantic dedup's "
+        '{"semantic_dedup": {"eps": [{"eps": 0.05, "removed": 120}], "clusters": 100}}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -57,6 +57,19 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
+@pytest.fixture(autouse=True)
+def _data_dir(settings: Any, tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> Path:
+    """A fresh data directory per test (vectors, indexes), seen by the workers it starts too.
+
+    Test databases reuse document ids across sessions: files keyed by dataset id
+    must not outlive the test that wrote them.
+    """
+    path = tmp_path_factory.mktemp("data")
+    settings.DATA_DIR = path
+    monkeypatch.setenv("WINNOW_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def start_worker(
     transactional_db: None, settings: Any, tmp_path: Path

@@ -9,6 +9,7 @@ from django.utils.text import slugify
 from curation.errors import PermanentError
 from curation.models import Dataset
 from curation.services.signals import signal_partition_drop, signal_partition_ensure
+from curation.services.vectors import vectors_drop
 
 
 def _unique_slug(name: str) -> str:
@@ -82,4 +83,5 @@ def dataset_delete(*, dataset: Dataset) -> None:
         cursor.execute("DELETE FROM curation_duplicategroup WHERE dataset_id = %s", [dataset.pk])
         cursor.execute("DELETE FROM curation_document WHERE dataset_id = %s", [dataset.pk])
     signal_partition_drop(dataset_id=dataset.pk)
+    vectors_drop(dataset_id=dataset.pk)
     dataset.delete()

@@ -36,6 +36,7 @@ from django.utils import timezone
 from curation.models import Dataset, Signal
 from curation.models import Document as DocumentRow
 from curation.services.signals import signal_define, signal_rows_write, signal_table_compact
+from curation.services.vectors import vectors_missing, vectors_write
 from curation.workers import worker_name
 from pipelines.errors import BatchLeaseLostError, PipelineDefinitionError
 from pipelines.models import Pipeline, PipelineRun, RunBatch
@@ -169,8 +170,13 @@ def _queue(run: PipelineRun, batches: Sequence[tuple[int, int]], countdown: floa
     )
     devices = [run.definition[stage[0]]["device"] for stage in run.stages]
     for pk, stage_index in batches:
-        # Corpus phases are SQL over the signal table: any CPU worker runs them.
-        queue = "cpu" if phases.get(pk) == RunBatch.Phase.CORPUS else devices[stage_index]
+        # A corpus batch's stage_index is its step's index: the phase runs on that
+        # step's device (SQL-only phases on the CPU, semantic dedup on a GPU).
+        queue = (
+            run.definition[stage_index]["device"]
+            if phases.get(pk) == RunBatch.Phase.CORPUS
+            else devices[stage_index]
+        )
         run_batch.apply_async((pk,), queue=queue, countdown=countdown)
 
 
@@ -238,6 +244,7 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
     for offset, spec in enumerate(specs):
         step = _step(orjson.dumps({"step": spec["step"], "params": spec["params"]}))
         try:
+            _store_vectors(run.dataset_id, step, documents)
             columns.extend(_columns(spec, documents, step.run(documents)))
         except Exception as exc:  # noqa: BLE001 - any step failure is recorded on the batch
             _fail(batch, owner, run.stages[batch.stage_index][offset], step, documents, exc)
@@ -257,6 +264,30 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
     run_finish_if_complete(run_id=run.pk)
     batch.refresh_from_db()
     return batch
+
+
+def _store_vectors(dataset_id: int, step: Step, documents: list[Document]) -> None:
+    """Embed the batch's documents that have no stored vector for the step's model yet."""
+    model = step.vector_model()
+    if model is None or not documents:
+        return
+    missing = set(
+        vectors_missing(dataset_id=dataset_id, model=model, ids=[d.id for d in documents])
+    )
+    todo = [d for d in documents if d.id in missing]
+    if not todo:
+        logger.info("dataset %s: vectors of %s already stored", dataset_id, model)
+        return
+    started = time.perf_counter()
+    vectors = step.embed(todo)
+    vectors_write(dataset_id=dataset_id, model=model, ids=[d.id for d in todo], vectors=vectors)
+    logger.info(
+        "dataset %s: embedded %d documents with %s in %.2fs",
+        dataset_id,
+        len(todo),
+        model,
+        time.perf_counter() - started,
+    )
 
 
 def _run_corpus_phase(batch: RunBatch, owner: str) -> None:
@@ -347,9 +378,9 @@ def _complete(
         batch.run_id,
         "+".join(spec["step"] for spec in specs),
         batch.pk,
-        len(rows),
+        batch.size,
         seconds,
-        len(rows) / seconds if seconds else 0,
+        batch.size / seconds if seconds else 0,
     )
 
 

@@ -114,6 +114,19 @@ class Step(ABC):
         """
         return []
 
+    def vector_model(self) -> str | None:
+        """The embedding model whose vectors this step needs stored, or None.
+
+        For such a step the runner calls ``embed`` on each batch's documents that
+        have no stored vector for this model yet, and stores the result (float16
+        shards per dataset and model) before calling ``run``.
+        """
+        return None
+
+    def embed(self, batch: Sequence[Document]) -> Any:
+        """A float array [len(batch), dim] of the batch's vectors (see ``vector_model``)."""
+        raise NotImplementedError(f"step {self.name!r} stores no vectors")
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """The step's parameters as a JSON-able schema (for forms and validation messages)."""

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from pipelines.steps import decontamination, dedup, heuristics, language, pii
+from pipelines.steps import (
+    decontamination,
+    dedup,
+    embedding,
+    heuristics,
+    language,
+    pii,
+)
 
-__all__ = ["decontamination", "dedup", "heuristics", "language", "pii"]
+__all__ = [
+    "decontamination",
+    "dedup",
+    "embedding",
+    "heuristics",
+    "language",
+    "pii",
+]

@@ -7,11 +7,11 @@ from pipelines.models import Pipeline, PipelineRun
 from pipelines.services.definitions import pipeline_create
 
 
-def add_documents(dataset: Dataset, texts: list[str]) -> list[int]:
+def add_documents(dataset: Dataset, texts: list[str], prefix: str = "d") -> list[int]:
     docs = Document.objects.bulk_create(
         Document(
             dataset=dataset,
-            external_id=f"d{i}",
+            external_id=f"{prefix}{i}",
             text=text,
             content_hash=i,
             char_count=len(text),

