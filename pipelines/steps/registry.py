@@ -9,6 +9,7 @@ from pipelines.steps import (
     heuristics,
     language,
     pii,
+    semantic,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "heuristics",
     "language",
     "pii",
+    "semantic",
 ]
