@@ -28,3 +28,8 @@ class PipelineEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 14, "class": "code"}),
         help_text='A list of steps: [{"step": "gopher_quality", "params": {"min_doc_words": 50}}]',
     )
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label="Search by meaning", max_length=2000, strip=True)
+    k = forms.IntegerField(min_value=1, max_value=200, required=False, initial=20)

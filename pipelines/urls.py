@@ -11,6 +11,12 @@ urlpatterns = [
     path("pipelines/<slug:slug>/schedules/", views.schedule_add, name="schedule_add"),
     path("schedules/<int:pk>/delete/", views.schedule_remove, name="schedule_remove"),
     path("datasets/<int:dataset_id>/runs/", views.dataset_runs, name="dataset_runs"),
+    path("datasets/<slug:slug>/search/", views.dataset_search, name="dataset_search"),
+    path(
+        "datasets/<slug:slug>/documents/<int:pk>/similar/",
+        views.document_similar,
+        name="document_similar",
+    ),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/<str:action>/", views.run_action, name="run_action"),
 ]

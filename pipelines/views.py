@@ -10,12 +10,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from curation.errors import CurationError
 from curation.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
+from curation.models import Dataset, Document
 from pipelines import selectors
-from pipelines.forms import PipelineEditForm, RunForm, ScheduleForm
+from pipelines.forms import PipelineEditForm, RunForm, ScheduleForm, SearchForm
 from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
 from pipelines.services.definitions import load_steps, pipeline_update
 from pipelines.services.runs import run_cancel, run_create, run_dispatch, run_resume
 from pipelines.services.schedules import schedule_create, schedule_delete
+from pipelines.services.similarity import (
+    IndexMissingError,
+    dataset_indexes,
+    search_documents,
+    similar_documents,
+)
 from pipelines.steps.base import REGISTRY
 
 RUN_ACTIONS = ("cancel", "resume", "retry")
@@ -157,3 +164,39 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         queued = run_resume(run=run, retry_failed=action == "retry")
         messages.info(request, f"{queued} batch(es) queued.")
     return redirect(run)
+
+
+def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:
+    return get_object_or_404(Dataset, slug=slug)
+
+
+@login_required
+def document_similar(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Nearest documents by embedding: a fragment of the document page, or a page."""
+    dataset = _get_dataset_for_user(request, slug)
+    document = get_object_or_404(Document.objects.defer("text"), dataset=dataset, pk=pk)
+    try:
+        neighbours, problem = similar_documents(dataset=dataset, document=document), ""
+    except IndexMissingError as exc:
+        neighbours, problem = [], str(exc)
+    template = "pipelines/similar.html" + ("#similar" if request.htmx else "")
+    context = {"dataset": dataset, "document": document, "neighbours": neighbours}
+    return render(request, template, {**context, "problem": problem})
+
+
+@login_required
+def dataset_search(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Semantic search: the query is embedded and matched against the dataset's index."""
+    dataset = _get_dataset_for_user(request, slug)
+    form = SearchForm(request.GET or None)
+    neighbours, problem = [], ""
+    if form.is_valid():
+        try:
+            neighbours = search_documents(
+                dataset=dataset, query=form.cleaned_data["q"], k=form.cleaned_data["k"] or 20
+            )
+        except IndexMissingError as exc:
+            problem = str(exc)
+    template = "pipelines/dataset_search.html" + ("#results" if request.htmx else "")
+    context = {"dataset": dataset, "form": form, "neighbours": neighbours, "problem": problem}
+    return render(request, template, {**context, "indexes": dataset_indexes(dataset=dataset)})

@@ -9,7 +9,6 @@ groups it wrote before (keyed by the run) and upserts its signals.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,8 @@ from curation.services.signals import TABLE as SIGNAL_TABLE
 from curation.services.signals import signal_partition_ensure, signal_rows_write
 from curation.services.vectors import vectors_load
 from pipelines.models import PipelineRun
+from pipelines.services.results import run_results_merge
+from pipelines.services.similarity import similarity_index_phase
 
 
 def _keep_signal_column(params: dict[str, Any]) -> sql.Identifier:
@@ -541,19 +542,12 @@ def _write_semantic_groups(
         "eps": result.table,
         "eps_used": spec["params"]["eps"],
     }
-    # Merged in SQL: another corpus phase of the run may store its results meanwhile.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("UPDATE {} SET results = results || %s::jsonb WHERE id = %s")
-            .format(sql.Identifier(PipelineRun._meta.db_table))
-            .as_string(cursor.connection),
-            [json.dumps({"semantic_dedup": summary}), run.pk],
-        )
-    run.results = {**run.results, "semantic_dedup": summary}
+    run_results_merge(run=run, key="semantic_dedup", value=summary)
 
 
 CORPUS_PHASES: dict[str, Callable[[PipelineRun, dict[str, Any]], int]] = {
     "exact_dedup": exact_dedup_phase,
     "minhash_dedup": minhash_dedup_phase,
     "semantic_dedup": semantic_dedup_phase,
+    "similarity_index": similarity_index_phase,
 }

@@ -69,8 +69,11 @@ EMBEDDING_PARAMS = (
     ),
 )
 
-# Texts tokenized ahead of the model at once: bounds host memory on huge inputs.
-CHUNK_TEXTS = 16384
+# Texts tokenized and length-sorted together. Small enough that the next chunk is
+# tokenized while the GPU works through the batches already queued.
+CHUNK_TEXTS = 4096
+# Batches built ahead of the GPU (pinned host memory: 32 x batch_tokens x 24 bytes).
+QUEUE_BATCHES = 32
 # Longest batch in texts, whatever the token budget (per-call overhead is gone by then).
 MAX_BATCH_TEXTS = 1024
 # Characters per token that no real tokenizer exceeds: longer texts are cut before
@@ -82,6 +85,9 @@ _CHARS_PER_TOKEN = 32
 class _Batch:
     positions: np.ndarray  # where each row goes in the chunk's output
     tensors: dict[str, Any]
+
+
+_Item = tuple[int, _Batch] | BaseException | None
 
 
 class Encoder:
@@ -186,7 +192,7 @@ class Encoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        pending: queue.Queue[tuple[int, _Batch] | BaseException | None] = queue.Queue(maxsize=8)
+        pending: queue.Queue[_Item] = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
 
         def produce() -> None:

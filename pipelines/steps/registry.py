@@ -10,6 +10,7 @@ from pipelines.steps import (
     language,
     pii,
     semantic,
+    similarity,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "language",
     "pii",
     "semantic",
+    "similarity",
 ]
