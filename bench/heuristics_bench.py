@@ -90,9 +90,10 @@ def reset_caches() -> None:
     """Forget every tokenization of this process, then load and warm spaCy again.
 
     Ours: ``word_tokenizer`` is a ``functools.cache``; clearing it makes the next call build a
-    new ``MemoTokenizer`` (with empty memos). Steps built before keep the old one in their
-    datatrove filter, so build new step instances after this. Datatrove's: ``split_into_parts``
-    (an ``lru_cache(5)`` of tokenizations) and ``load_word_tokenizer`` (which also holds every
+    new ``MemoTokenizer`` (with empty memos and a new private spaCy pipeline, built here on the
+    warm-up text as datatrove's is). Steps built before keep the old one in their datatrove
+    filter, so build new step instances after this. Datatrove's: ``split_into_parts`` (an
+    ``lru_cache(5)`` of tokenizations) and ``load_word_tokenizer`` (which also holds every
     ``MemoTokenizer`` passed to a filter, with its memos, until cleared).
     """
     from datatrove.utils.text import split_into_parts
@@ -104,9 +105,12 @@ def reset_caches() -> None:
     split_into_parts.cache_clear()
     load_word_tokenizer.cache_clear()
     gc.collect()
-    spacy = word_tokenizer(LANGUAGE).inner  # == load_word_tokenizer(LANGUAGE): the baseline's
+    ours = word_tokenizer(LANGUAGE)
+    spacy = ours.inner  # == load_word_tokenizer(LANGUAGE): the baseline's
     spacy.word_tokenize(WARM_TEXT)
     spacy.span_tokenize(WARM_TEXT)
+    ours.word_tokenize(WARM_TEXT)
+    ours.span_tokenize(WARM_TEXT)
 
 
 # --- baseline: datatrove's filters -------------------------------------------------------------

@@ -13,6 +13,12 @@ from datatrove.pipeline.filters import (
     GopherRepetitionFilter,
 )
 from datatrove.pipeline.filters.base_filter import get_filter_result
+from datatrove.pipeline.filters.gopher_repetition_filter import (
+    find_all_duplicate,
+    find_top_duplicate,
+    get_n_grams,
+)
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
 from pipelines.steps.base import Document, Step, StepParamError
 from pipelines.steps.heuristics import (
@@ -23,7 +29,9 @@ from pipelines.steps.heuristics import (
     FineWebQuality,
     GopherQuality,
     GopherRepetition,
+    _datatrove,
 )
+from pipelines.steps.heuristics.gopher import repeated_n_gram_chars, top_n_gram_chars
 from tests.pipelines.corpus import documents
 
 BATCH = 100
@@ -83,6 +91,21 @@ CASES: list[tuple[type[Step], dict[str, Any], Callable[[], Any]]] = [
             dup_para_char_frac=None,
             top_n_grams=((2, 0.3), (5, 0.1)),  # type: ignore[arg-type]
             dup_n_grams=((4, 0.3), (7, 0.05)),  # type: ignore[arg-type]
+        ),
+    ),
+    (
+        GopherRepetition,
+        {
+            "dup_line_frac": 0,
+            "dup_para_char_frac": 0,
+            "top_n_grams": [[1, 0.08], [2, None]],
+            "dup_n_grams": [[3, 0.2], [2, 0.25]],
+        },
+        lambda: GopherRepetitionFilter(
+            dup_line_frac=0,
+            dup_para_char_frac=0,
+            top_n_grams=((1, 0.08),),  # type: ignore[arg-type]
+            dup_n_grams=((3, 0.2), (2, 0.25)),  # type: ignore[arg-type]
         ),
     ),
     (C4Quality, {}, C4QualityFilter),
@@ -446,3 +469,55 @@ def test_bad_parameters_are_refused(
 ) -> None:
     with pytest.raises(StepParamError, match=message):
         step_class(**params)
+
+
+def test_memo_tokenizer_words_and_sentences_equal_datatrove_tokenizer(
+    corpus: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[SpaCyTokenizer] = []
+
+    def counting(language: str) -> SpaCyTokenizer:
+        built.append(SpaCyTokenizer(language))
+        return built[-1]
+
+    # A small vocabulary bound, so that the private spaCy pipeline is rebuilt along the way.
+    memo = _datatrove.MemoTokenizer("eng", max_strings=3000)
+    monkeypatch.setattr(_datatrove, "SpaCyTokenizer", counting)
+    datatrove_tokenizer = load_word_tokenizer("eng")
+    texts = [*corpus, "don't (can't) e.g. U.S.A. :) 3.5kg", "a\n\n  b\tc \u00a0d"]
+    lines = [line for text in texts for line in text.splitlines()]
+    # Not among the lines: inside a memory zone, datatrove's sentence ends for a spaCy symbol
+    # name are read from freed memory ((0, 2), (0, 100321314)...); ours say (0, 10).
+    texts.append("IS_ALPHA x")
+    assert [memo.word_tokenize(t) for t in texts] == [
+        datatrove_tokenizer.word_tokenize(t) for t in texts
+    ]
+    assert [memo.span_tokenize(t) for t in lines] == [
+        datatrove_tokenizer.span_tokenize(t) for t in lines
+    ]
+    assert len(built) > 1
+
+
+N_GRAM_CASES = [
+    [],
+    ["one"],
+    ["a", "b", "a", "b", "a", "b", "a", "b"],
+    # Joined without spaces, "ab c" and "a bc" are the same 2-gram for the repetition count.
+    ["ab", "c", "x", "a", "bc", "y", "ab", "c"],
+    # A tie between 2-grams of different lengths: the first one met counts.
+    ["long", "words", "x", "y", "long", "words", "x", "y"],
+]
+
+
+def test_n_gram_counts_equal_datatrove_functions(corpus: tuple[str, ...]) -> None:
+    tokenizer = load_word_tokenizer("eng")
+    word_lists = [*N_GRAM_CASES, *(tokenizer.word_tokenize(text) for text in corpus[::3])]
+    ns = range(1, 11)
+    for words in word_lists:
+        repeated = repeated_n_gram_chars(words, ns)
+        assert repeated == {n: find_all_duplicate(words, n) for n in ns}, words[:20]
+        for n in ns:
+            n_grams = get_n_grams(words, n)
+            expected = find_top_duplicate(n_grams) if n_grams else None
+            assert top_n_gram_chars(words, n) == expected, (n, words[:20])
+    assert any(find_all_duplicate(words, 5) for words in word_lists)

@@ -2,9 +2,11 @@
 
 Each step calls the datatrove filter object directly (never through an executor: steps run
 inside Celery workers) for ``<step>_keep`` and ``<step>_reason``, and measures, with datatrove's
-own helpers, every quantity the filter compares with a threshold. The filter stops at the first
-rule that fails; the numbers cover the whole document, so a curator can pick other thresholds
-later. A number that cannot be measured (no words, no lines) is None.
+own helpers or code tested equal to them, every quantity the filter compares with a threshold.
+Where those numbers are the filter's own quotients (``gopher_repetition``, whose n-gram counts
+cost most), the verdict is derived from them instead of computing them twice. The filter
+stops at the first rule that fails; the numbers cover the whole document, so a curator can
+pick other thresholds later. A number that cannot be measured (no words, no lines) is None.
 
 Parameters keep datatrove's names and defaults; ``None`` disables a threshold. Words come from
 datatrove's tokenizer for ``language``, memoized per process (see ``_datatrove``), so the steps

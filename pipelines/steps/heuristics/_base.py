@@ -33,7 +33,8 @@ def check_strings(step: str, name: str, value: tuple[Any, ...] | None) -> None:
 
 
 class DatatroveFilterStep(Step):
-    """A datatrove filter: ``_keep`` and ``_reason`` from the filter, numbers from ``measure``."""
+    """A datatrove filter: ``_keep`` and ``_reason`` from ``judge`` (by default, the filter's
+    own verdict), numbers from ``measure``."""
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -59,8 +60,16 @@ class DatatroveFilterStep(Step):
     def measure(self, text: str, tokenizer: Any) -> list[Any]:
         """Values of ``number_signals()``, in order, for one document."""
 
+    def judge(self, text: str, numbers: list[Any]) -> tuple[bool | None, str | None]:
+        """``(keep, reason)`` for ``text``, whose ``measure`` gave ``numbers``: here, the filter's
+        own verdict. A step whose numbers already decide it may derive it from them instead,
+        with a test that it equals the filter's on every document."""
+        from pipelines.steps.heuristics._datatrove import verdict
+
+        return verdict(self._filter, text)
+
     def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
-        from pipelines.steps.heuristics._datatrove import verdict, word_tokenizer
+        from pipelines.steps.heuristics._datatrove import word_tokenizer
 
         tokenizer = word_tokenizer(self.config["language"])
         if self._filter is None:
@@ -72,7 +81,8 @@ class DatatroveFilterStep(Step):
             warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             for doc in batch:
-                row = [*verdict(self._filter, doc.text), *self.measure(doc.text, tokenizer)]
+                numbers = self.measure(doc.text, tokenizer)
+                row = [*self.judge(doc.text, numbers), *numbers]
                 for column, value in zip(columns, row, strict=True):
                     column.append(value)
         return dict(zip(names, columns, strict=True))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from pipelines.steps.base import Param, SignalSpec, StepParamError, register
@@ -157,7 +160,8 @@ class GopherRepetition(DatatroveFilterStep):
 
     As in datatrove, a line or paragraph threshold of 0 switches its rule off, as None does.
     The most frequent n-gram counts even when it occurs once, so short documents without any
-    repetition can fail ``top_n_grams``.
+    repetition can fail ``top_n_grams``. The verdict is the filter's, derived from the numbers
+    measured (each computed once, as the filter computes it), not by running the filter again.
     """
 
     name = "gopher_repetition"
@@ -241,12 +245,7 @@ class GopherRepetition(DatatroveFilterStep):
         )
 
     def measure(self, text: str, tokenizer: Any) -> list[Any]:
-        from datatrove.pipeline.filters.gopher_repetition_filter import (
-            find_all_duplicate,
-            find_duplicates,
-            find_top_duplicate,
-            get_n_grams,
-        )
+        from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
         from datatrove.utils.text import split_into_words
 
         top, dup = self.config["top_n_grams"], self.config["dup_n_grams"]
@@ -258,15 +257,78 @@ class GopherRepetition(DatatroveFilterStep):
         lines = self._filter._line_splitter.split(text)
         line_dups, line_dup_chars = find_duplicates(lines)
         words = split_into_words(text, tokenizer)
-        top_values = []
-        for n, _ in top:
-            n_grams = get_n_grams(words, n)
-            top_values.append(find_top_duplicate(n_grams) / len(text) if n_grams else None)
+        top_chars = [top_n_gram_chars(words, n) for n, _ in top]
+        dup_chars = repeated_n_gram_chars(words, [n for n, _ in dup])
         return [
             para_dups / len(paragraphs),
             para_dup_chars / len(text),
             line_dups / len(lines),
             line_dup_chars / len(text),
-            *top_values,
-            *(find_all_duplicate(words, n) / len(text) for n, _ in dup),
+            *(None if chars is None else chars / len(text) for chars in top_chars),
+            *(dup_chars[n] / len(text) for n, _ in dup),
         ]
+
+    def judge(self, text: str, numbers: list[Any]) -> tuple[bool | None, str | None]:
+        """The filter's verdict from the numbers: its rules in its order, each on the same
+        quotient it compares (a threshold of 0 or None off for lines and paragraphs, None off
+        for n-grams; a top n-gram share of None, no n-grams, passes)."""
+        if not text:
+            return False, "empty"
+        c = self.config
+        rules = [
+            (c["dup_para_frac"] or None, "dup_para_frac"),
+            (c["dup_para_char_frac"] or None, "dup_para_char_frac"),
+            (c["dup_line_frac"] or None, "dup_line_frac"),
+            (c["dup_line_char_frac"] or None, "dup_line_char_frac"),
+            *((bound, f"top_{n}_gram") for n, bound in c["top_n_grams"]),
+            *((bound, f"duplicated_{n}_n_grams") for n, bound in c["dup_n_grams"]),
+        ]
+        for (bound, reason), value in zip(rules, numbers, strict=True):
+            if bound is not None and value is not None and value > bound:
+                return False, reason
+        return True, None
+
+
+def top_n_gram_chars(words: list[str], n: int) -> int | None:
+    """Characters of the most frequent word n-gram (words joined by a space) times its count,
+    None without any n-gram: datatrove's ``find_top_duplicate(get_n_grams(words, n))``. On a tie
+    the n-gram met first counts, as with ``Counter.most_common``."""
+    if len(words) < n:
+        return None
+    counts = Counter(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
+    n_gram, count = counts.most_common(1)[0]
+    return len(n_gram) * count
+
+
+def repeated_n_gram_chars(words: list[str], ns: Iterable[int]) -> dict[int, int]:
+    """For each n in ``ns``, datatrove's ``find_all_duplicate(words, n)``: the characters of
+    the word n-grams (words concatenated without spaces) that repeat one met before, scanning
+    from the left and jumping past each repeat.
+
+    The n-grams of each length are built from the previous length's, one word longer.
+    """
+    wanted = set(ns)
+    found: dict[int, int] = {}
+    n_grams = words
+    for n in range(1, max(wanted, default=0) + 1):
+        if n > 1:
+            n_grams = list(map(operator.add, n_grams, words[n - 1 :]))
+        if n in wanted:
+            found[n] = _repeated_chars(n_grams, n)
+    return found
+
+
+def _repeated_chars(n_grams: list[str], n: int) -> int:
+    if len(set(n_grams)) == len(n_grams):
+        return 0  # none repeats: the scan below would find nothing
+    seen: set[str] = set()
+    repeated = i = 0
+    while i < len(n_grams):
+        n_gram = n_grams[i]
+        if n_gram in seen:
+            repeated += len(n_gram)
+            i += n  # past the repeat: its words count once
+        else:
+            seen.add(n_gram)
+            i += 1
+    return repeated
