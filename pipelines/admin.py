@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from pipelines.errors import PipelineDefinitionError
-from pipelines.models import Pipeline, PipelineRun, PipelineSchedule
+from pipelines.models import Pipeline, PipelineRun, PipelineSchedule, QualityClassifier
 from pipelines.services.definitions import definition_validate
 from pipelines.services.schedules import (
     cron_validate,
@@ -90,3 +90,16 @@ class PipelineScheduleAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: PipelineSchedule) -> None:
         schedule_delete(schedule=obj)
+
+
+@admin.register(QualityClassifier)
+class QualityClassifierAdmin(admin.ModelAdmin):
+    """Read-only: classifiers are trained and applied through their pages (services)."""
+
+    list_display = ["name", "version", "dataset", "embedding_model", "status", "created_at"]
+    list_filter = ["status", "embedding_model"]
+    search_fields = ["name"]
+    readonly_fields = [f.name for f in QualityClassifier._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -171,3 +171,103 @@ class PipelineSchedule(models.Model):
     def __str__(self) -> str:
         when = self.cron if self.trigger == self.Trigger.CRON else "after each import"
         return f"{self.pipeline} on {self.dataset}: {when}"
+
+
+class QualityClassifier(models.Model):
+    """Logistic regression on stored embeddings, trained from labels over signals (DFN / DsDm).
+
+    A retrain under the same name makes a new version; old versions are kept. Applying one
+    writes the signal ``qc_<name>`` (its probability of the positive class) for every document
+    of a dataset that has a vector of ``embedding_model``; the apply fields describe the latest
+    application.
+    """
+
+    class Status(models.TextChoices):
+        TRAINED = "trained", "Trained, not applied"
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Applied"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=80)
+    version = models.PositiveIntegerField(help_text="1, 2, ... per name; each retrain adds one.")
+    dataset = models.ForeignKey(
+        Dataset,
+        on_delete=models.CASCADE,
+        related_name="quality_classifiers",
+        help_text="The dataset whose labelled documents trained it.",
+    )
+    embedding_model = models.CharField(
+        max_length=500,
+        help_text='The stored vectors it reads: "sentence-transformers/all-MiniLM-L6-v2".',
+    )
+    labels = models.JSONField(
+        help_text="The training sets as rules over signals: "
+        '{"positive": {"signal": "fineweb_quality_keep", "op": "==", "value": true}, '
+        '"negative": "rest"}; a side is one rule or a list of rules that must all hold '
+        '(ops ==, !=, >=, <=, >, <); "rest" is every other document with a value for the '
+        "positive side's signals.",
+    )
+    folds = models.PositiveSmallIntegerField(default=5, help_text="Cross-validation folds.")
+    c = models.FloatField(default=1.0, help_text="Inverse regularisation strength (C).")
+    metrics = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Cross-validation: per fold and mean precision, recall, F1 and ROC AUC at "
+        "the threshold, and the label counts.",
+    )
+    weights = models.JSONField(
+        default=list, help_text="Coefficients, one per vector dimension (all labels, refit)."
+    )
+    intercept = models.FloatField(default=0.0)
+    threshold = models.FloatField(
+        default=0.5, help_text="Probability at and above which a document counts as positive."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="quality_classifiers",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINED)
+    error = models.TextField(blank=True, help_text="Why the last application failed.")
+    applied_to = models.ForeignKey(
+        Dataset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="applied_quality_classifiers",
+        help_text="The dataset of the latest application.",
+    )
+    signal_name = models.CharField(max_length=100, blank=True, help_text="The signal written.")
+    documents_total = models.BigIntegerField(default=0, help_text="Documents with a vector.")
+    documents_scored = models.BigIntegerField(default=0)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="qualityclassifier_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("classifier_detail", args=[self.pk])
+
+    @property
+    def is_applying(self) -> bool:
+        return self.status in {self.Status.PENDING, self.Status.RUNNING}
+
+    @property
+    def progress(self) -> float | None:
+        if self.status == self.Status.DONE:
+            return 1.0
+        if not self.documents_total:
+            return None
+        return min(1.0, self.documents_scored / self.documents_total)

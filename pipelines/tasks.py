@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
+from curation.errors import TransientError
 from pipelines.errors import BatchLeaseLostError
 
 logger = logging.getLogger(__name__)
@@ -55,3 +56,11 @@ def import_finished(dataset_id: int, job_id: int) -> None:
 
     for run in schedules_after_import(dataset_id=dataset_id):
         logger.info("import %s started run %s", job_id, run.pk)
+
+
+@shared_task(autoretry_for=(TransientError,), retry_backoff=True, max_retries=3)
+def classifier_apply(classifier_id: int, dataset_id: int) -> None:
+    """Write a quality classifier's signal over a dataset (state on the classifier row)."""
+    from pipelines.services.classifiers import classifier_apply_execute
+
+    classifier_apply_execute(classifier_id=classifier_id, dataset_id=dataset_id)

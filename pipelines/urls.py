@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pipelines import views
+from pipelines import classifier_views, views
 
 urlpatterns = [
     path("pipelines/", views.pipeline_list, name="pipeline_list"),
@@ -19,4 +19,11 @@ urlpatterns = [
     ),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/<str:action>/", views.run_action, name="run_action"),
+    path(
+        "datasets/<int:dataset_id>/classifiers/",
+        classifier_views.classifier_list,
+        name="classifier_list",
+    ),
+    path("classifiers/<int:pk>/", classifier_views.classifier_detail, name="classifier_detail"),
+    path("classifiers/<int:pk>/apply/", classifier_views.classifier_apply, name="classifier_apply"),
 ]

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pipelines.steps import (
+    classifier,
     decontamination,
     dedup,
     embedding,
     heuristics,
     language,
+    perplexity,
     pii,
     semantic,
     similarity,
 )
 
 __all__ = [
+    "classifier",
     "decontamination",
     "dedup",
     "embedding",
     "heuristics",
     "language",
+    "perplexity",
     "pii",
     "semantic",
     "similarity",

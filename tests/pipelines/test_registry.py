@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +28,47 @@ MIXED = [
     "x" * 3000,
 ]
 BUILT_IN = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("pipelines."))
-# Steps that cannot run on defaults alone get what they need here.
+# Steps that cannot run on defaults alone get what they need here (models: see below).
 PARAMS: dict[str, dict[str, Any]] = {"decontamination": {"eval_sets": ("registry-check",)}}
+# Signal name prefixes that differ from the step's name.
+PREFIXES = {"language_id": "lang", "hf_classifier": "classifier_", "perplexity": "perplexity"}
+
+
+def tiny_causal_lm(path: Path) -> Path:
+    """A byte-level BPE and a random 1-layer GPT-2: enough to check shapes and types."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(MIXED, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _model_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    from tests.pipelines.test_hf_classifier import save_tiny
+
+    PARAMS["perplexity"] = {"model": str(tiny_causal_lm(tmp_path_factory.mktemp("lm")))}
+    PARAMS["hf_classifier"] = {
+        "model": str(save_tiny(tmp_path_factory.mktemp("cls"), num_labels=3, seed=0))
+    }
+    yield
+    PARAMS.pop("perplexity")
+    PARAMS.pop("hf_classifier")
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +114,7 @@ def test_step_returns_its_declared_signals_for_every_document(name: str) -> None
     step: Step = make(name)
     specs = step.signals()
     assert len({s.name for s in specs}) == len(specs)
-    prefix = "lang" if name == "language_id" else f"{name}_"
+    prefix = PREFIXES.get(name, f"{name}_")
     assert all(s.name.startswith(prefix) for s in specs)
     batch = [Document(id=i, text=text) for i, text in enumerate(MIXED)]
     out = step.run(batch)

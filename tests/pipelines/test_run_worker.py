@@ -111,3 +111,26 @@ def test_gpu_batches_wait_for_a_gpu_worker(start_worker: Any, settings: Any) -> 
     start_worker(worker_env(settings), queues="gpu")
     wait_for(lambda: run_state(run.pk).is_finished)
     assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED
+
+
+def test_model_steps_run_on_a_worker_of_the_gpu_queue_alone(
+    start_worker: Any, settings: Any
+) -> None:
+    """semantic_dedup embeds in its document batches and clusters in its corpus phase:
+    both go to the gpu queue, so a worker listening on nothing else finishes the run."""
+    from curation.services.vectors import vectors_load
+    from pipelines.devices import DEFAULT_EMBEDDING_MODEL
+
+    worker = start_worker(worker_env(settings, OMP_WAIT_POLICY="PASSIVE"), queues="gpu")
+    dataset = make_dataset()
+    ids = add_documents(dataset, [f"page {i} about {w}" for i, w in enumerate("ab" * 6)])
+    pipeline = make_pipeline([{"step": "semantic_dedup"}], batch_size=5)
+    run = run_create(pipeline=pipeline, dataset=dataset)
+    run_dispatch(run=run)
+
+    wait_for(lambda: run_state(run.pk).is_finished, timeout=120)
+    assert run_state(run.pk).status == PipelineRun.Status.SUCCEEDED, worker.output()[-3000:]
+    stored = vectors_load(dataset_id=dataset.pk, model=DEFAULT_EMBEDDING_MODEL)
+    assert stored.ids.tolist() == sorted(ids)
+    assert "semantic_dedup" in run_state(run.pk).results
+    assert "embedded 5 documents" in worker.output()

@@ -141,3 +141,13 @@ def test_pages_show_neighbours_and_search_results_escaped(
     body = page.content.decode()
     assert body.index(f"neighbour-{ids[2]}") < body.index(f"neighbour-{ids[0]}")
     assert admin_client.get(f"/datasets/{dataset.slug}/search/", {"q": ""}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_semantic_pipeline_exists_and_validates() -> None:
+    from pipelines.models import Pipeline
+    from pipelines.services.definitions import definition_snapshot
+
+    pipeline = Pipeline.objects.get(slug="semantic")
+    steps = [s["step"] for s in definition_snapshot(pipeline.definition)]
+    assert steps == ["semantic_dedup", "similarity_index"]

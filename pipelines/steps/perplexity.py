@@ -1,0 +1,544 @@
+"""Perplexity of each document under a causal language model (CCNet's signal, any HF model).
+
+The scorer works without Django (``PerplexityScorer``: texts or token ids in, ``Score`` out), so
+benchmarks run it on a GPU host that has no database; the ``perplexity`` step wraps it.
+
+How a document is scored:
+
+1. Tokenize it without special tokens, then add the tokens the tokenizer's template would add
+   (a BOS in front, an EOS behind, where it adds them). With a prompt (conditional perplexity)
+   the prompt's tokens go between the BOS and the text's: they are context, never scored.
+2. Every token after the first is scored, and only those (the first has nothing to predict it
+   from: with a BOS that is the BOS, so every real token is scored). Long documents are cut
+   into windows of ``max_length`` tokens, as in the Hugging Face perplexity guide: each window
+   after the first scores the next ``stride`` tokens with the ``max_length - stride`` tokens
+   before them as context, so each token is scored exactly once.
+3. Windows from every document of the call are sorted by length and packed into batches of at
+   most ``batch_tokens`` padded tokens (right padding, attention mask); one window longer than
+   that still goes alone.
+4. One forward pass per batch under ``torch.inference_mode``; the log-probabilities of the
+   scored tokens are taken from a float32 log-softmax, a bounded block of positions at a time
+   (the float32 logits of a whole batch over a large vocabulary would not fit), and summed per
+   document on the device; the sums are read back once, at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipelines.devices import (
+    DTYPES,
+    DeviceError,
+    load_once,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
+from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+logger = logging.getLogger(__name__)
+
+PREFIX = re.compile(r"[a-z][a-z0-9_]*\Z")
+DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
+# Float32 elements of logits materialised at once when taking log-probabilities (512 MiB).
+LOGIT_CHUNK_ELEMENTS = 1 << 27
+
+
+@dataclass(frozen=True)
+class Score:
+    """One document's result: the tokens scored and their mean natural-log probability.
+
+    ``perplexity`` is ``exp(-logprob)``. Both are None when no token could be scored
+    (empty text, or a single token with nothing before it); ``tokens`` is then 0.
+    """
+
+    perplexity: float | None
+    logprob: float | None
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens ``begin:end`` of document ``doc`` go through the model; ``first:end`` are scored."""
+
+    doc: int
+    begin: int
+    first: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One forward pass: padded inputs (CPU) and which logits score which document's tokens.
+
+    ``positions`` index the flattened ``[rows * width]`` logits: the logit at a position
+    predicts ``targets`` at the same index, for the document ``docs`` at that index.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    positions: torch.Tensor
+    targets: torch.Tensor
+    docs: torch.Tensor
+
+
+def plan_windows(
+    length: int, first: int, max_length: int, stride: int
+) -> list[tuple[int, int, int]]:
+    """``(begin, first, end)`` windows that score tokens ``max(first, 1):length`` exactly once.
+
+    A window holds at most ``max_length`` (>= 2) tokens; every window but the first scores
+    from where the previous one stopped, with ``max_length - stride`` tokens of context (at
+    least one, so ``stride >= max_length`` gives back-to-back windows).
+    """
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, got {max_length}")
+    context = max_length - min(stride, max_length - 1)
+    windows = []
+    start = max(first, 1)
+    while start < length:
+        begin = max(0, start - context)
+        end = min(length, begin + max_length)
+        windows.append((begin, start, end))
+        start = end
+    return windows
+
+
+def model_context(model: Any) -> int | None:
+    """The longest input the model's position embeddings allow, when its config says."""
+    config = model.config
+    for attr in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class PerplexityScorer:
+    """Scores texts (or token ids) with a causal LM; pure computation, no Django.
+
+    ``max_length`` is clipped to the model's context, and ``stride`` scaled by the same factor;
+    see the module docstring for the method.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any | None = None,
+        *,
+        device: str = "cpu",
+        max_length: int = 1024,
+        stride: int = 512,
+        batch_tokens: int = 16384,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        context = model_context(model)
+        self.max_length = max(2, min(max_length, context) if context else max_length)
+        # A window clipped to the model's context keeps the overlap ratio asked for (the
+        # defaults, 512 of 1024, become 64 of 128), not a stride longer than the window.
+        self.stride = (
+            max(1, stride * self.max_length // max_length)
+            if self.max_length < max_length
+            else stride
+        )
+        self.batch_tokens = batch_tokens
+        self.pad_id = self._pad_id()
+        self.prefix, self.suffix = self._special_tokens()
+
+    @classmethod
+    def load(
+        cls,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_length: int = 1024,
+        stride: int = 512,
+        batch_tokens: int = 16384,
+    ) -> PerplexityScorer:
+        """A scorer for the model named by Hugging Face id or local path, loaded once per process.
+
+        ``device="auto"`` picks CUDA when a GPU is visible; ``dtype="auto"`` bfloat16 there
+        (float16 where the GPU lacks bfloat16) and float32 on the CPU. Raises DeviceError
+        naming the model when it cannot be loaded.
+        """
+        resolved_device = resolve_device(device)
+        torch_dtype = resolve_dtype(resolved_device, dtype, prefer="bfloat16")
+        path = resolve_model_path(model)
+        tokenizer, lm = load_once(
+            ("causal_lm", path, resolved_device, str(torch_dtype)),
+            lambda: _load_causal_lm(model, path, resolved_device, torch_dtype),
+        )
+        return cls(
+            lm,
+            tokenizer,
+            device=resolved_device,
+            max_length=max_length,
+            stride=stride,
+            batch_tokens=batch_tokens,
+        )
+
+    def _pad_id(self) -> int:
+        # Right padding under an attention mask: the pad id only has to be a valid token.
+        candidates: list[Any] = []
+        if self.tokenizer is not None:
+            candidates += [self.tokenizer.pad_token_id, self.tokenizer.eos_token_id]
+        config = self.model.config
+        candidates += [getattr(config, "pad_token_id", None), getattr(config, "eos_token_id", None)]
+        vocab = self.model.get_input_embeddings().num_embeddings
+        for candidate in candidates:
+            if isinstance(candidate, list) and candidate:
+                candidate = candidate[0]
+            if isinstance(candidate, int) and 0 <= candidate < vocab:
+                return candidate
+        return 0
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer's template puts before and after a text (BOS, EOS)."""
+        if self.tokenizer is None:
+            return [], []
+        if self.tokenizer.pad_token is None and self.tokenizer.eos_token is not None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        probe = "Hello world"
+        bare = self.tokenizer(probe, add_special_tokens=False)["input_ids"]
+        full = self.tokenizer(probe, add_special_tokens=True)["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return list(full[:start]), list(full[start + len(bare) :])
+        return [], []
+
+    def encode(
+        self, texts: Sequence[str], prompts: Sequence[str | None] | None = None
+    ) -> tuple[list[list[int]], list[int]]:
+        """Token ids of each document (special tokens and prompt included) and its first scored
+        token; a document whose text has no token gets an empty list (nothing to score)."""
+        if self.tokenizer is None:
+            raise DeviceError("this scorer has no tokenizer: score token ids with score_ids")
+        tokenize = self.tokenizer
+        bodies = tokenize(
+            list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
+        )["input_ids"]
+        heads: list[list[int]] = [[] for _ in texts]
+        if prompts is not None:
+            if len(prompts) != len(texts):
+                raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts")
+            given = [i for i, p in enumerate(prompts) if p]
+            encoded = tokenize(
+                [prompts[i] for i in given],
+                add_special_tokens=False,
+                return_attention_mask=False,
+                verbose=False,
+            )["input_ids"]
+            for i, ids in zip(given, encoded, strict=True):
+                heads[i] = list(ids)
+        docs: list[list[int]] = []
+        firsts: list[int] = []
+        for head, body in zip(heads, bodies, strict=True):
+            if not body:
+                docs.append([])
+                firsts.append(0)
+                continue
+            context = self.prefix + head
+            docs.append(context + list(body) + self.suffix)
+            firsts.append(len(context))
+        return docs, firsts
+
+    def score(
+        self, texts: Sequence[str], prompts: Sequence[str | None] | None = None
+    ) -> list[Score]:
+        """Scores of ``texts``, in order; with ``prompts``, each text is the response to its
+        prompt (None or "": no prompt) and only the text's tokens are scored."""
+        docs, firsts = self.encode(texts, prompts)
+        return self.score_ids(docs, firsts)
+
+    def windows(
+        self, docs: Sequence[Sequence[int]], firsts: Sequence[int] | None = None
+    ) -> list[list[Window]]:
+        """Every window of every document, longest first, grouped into forward passes of at
+        most ``batch_tokens`` padded tokens (``firsts``: first scored token, default 1)."""
+        starts = list(firsts) if firsts is not None else [1] * len(docs)
+        windows = [
+            Window(index, begin, first, end)
+            for index, ids in enumerate(docs)
+            for begin, first, end in plan_windows(
+                len(ids), starts[index], self.max_length, self.stride
+            )
+        ]
+        windows.sort(key=lambda w: w.end - w.begin, reverse=True)
+        groups: list[list[Window]] = []
+        for window in windows:
+            # Sorted longest first: the first window of a group sets its padded width.
+            if groups:
+                width = groups[-1][0].end - groups[-1][0].begin
+                if (len(groups[-1]) + 1) * width <= self.batch_tokens:
+                    groups[-1].append(window)
+                    continue
+            groups.append([window])
+        return groups
+
+    def batch(self, group: Sequence[Window], arrays: Sequence[np.ndarray]) -> Batch:
+        """The padded CPU tensors of one group of windows over ``arrays`` (int64 token ids)."""
+        import numpy as np
+        import torch
+
+        width = group[0].end - group[0].begin
+        input_ids = np.full((len(group), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(group), width), dtype=np.int64)
+        positions: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
+        for row, w in enumerate(group):
+            size = w.end - w.begin
+            input_ids[row, :size] = arrays[w.doc][w.begin : w.end]
+            mask[row, :size] = 1
+            offset = row * width - w.begin
+            positions.append(np.arange(w.first - 1 + offset, w.end - 1 + offset))
+            targets.append(arrays[w.doc][w.first : w.end])
+            owners.append(np.full(w.end - w.first, w.doc, dtype=np.int64))
+        return Batch(
+            input_ids=torch.from_numpy(input_ids),
+            attention_mask=torch.from_numpy(mask),
+            positions=torch.from_numpy(np.concatenate(positions)),
+            targets=torch.from_numpy(np.concatenate(targets)),
+            docs=torch.from_numpy(np.concatenate(owners)),
+        )
+
+    def plan(
+        self, docs: Sequence[Sequence[int]], firsts: Sequence[int] | None = None
+    ) -> list[Batch]:
+        """All the padded batches that ``score_ids`` runs for these documents, in its order."""
+        arrays = _arrays(docs)
+        return [self.batch(group, arrays) for group in self.windows(docs, firsts)]
+
+    def score_ids(
+        self, docs: Sequence[Sequence[int]], firsts: Sequence[int] | None = None
+    ) -> list[Score]:
+        """Scores of documents given as token ids (``firsts``: first scored token, default 1)."""
+        import torch
+
+        started = time.perf_counter()
+        arrays = _arrays(docs)
+        groups = self.windows(docs, firsts)
+        counts = [0] * len(docs)
+        for group in groups:
+            for w in group:
+                counts[w.doc] += w.end - w.first
+        totals = torch.zeros(len(docs), dtype=torch.float64, device=self.device)
+        with torch.inference_mode():
+            # Each batch is built while the GPU still works on the previous one: nothing
+            # waits for the device until the sums are read.
+            for group in groups:
+                self._accumulate(self.batch(group, arrays), totals)
+            sums = totals.tolist()
+        scores = []
+        for total, count in zip(sums, counts, strict=True):
+            if not count:
+                scores.append(Score(None, None, 0))
+                continue
+            logprob = total / count
+            perplexity = math.exp(-logprob) if -logprob < 709 else math.inf
+            scores.append(Score(perplexity, logprob, count))
+        seconds = time.perf_counter() - started
+        tokens = sum(counts)
+        logger.info(
+            "perplexity: %d documents, %d tokens scored in %d batches, %.2fs (%.0f tokens/s)",
+            len(docs),
+            tokens,
+            len(groups),
+            seconds,
+            tokens / seconds if seconds else 0.0,
+        )
+        return scores
+
+    def _accumulate(self, batch: Batch, totals: torch.Tensor) -> None:
+        """Add the log-probabilities of the batch's scored tokens to their documents' totals.
+
+        Float32 log-softmax over blocks of positions, each small enough that its float32
+        logits stay under LOGIT_CHUNK_ELEMENTS; blocks without a scored position (padding,
+        context) are skipped. Nothing here waits for the GPU.
+        """
+        import torch
+
+        # Without padding, no mask: SDPA can then use its causal flash kernel, and the model
+        # does not read the mask back from the GPU to find that out.
+        padded = not bool(batch.attention_mask.all())
+        logits = self.model(
+            input_ids=_to(batch.input_ids, self.device),
+            attention_mask=_to(batch.attention_mask, self.device) if padded else None,
+            use_cache=False,
+        ).logits
+        flat = logits.reshape(-1, logits.shape[-1])
+        size = max(1, LOGIT_CHUNK_ELEMENTS // flat.shape[-1])
+        # Positions ascend (row by row), so each block's scored positions are one slice.
+        edges = torch.searchsorted(
+            batch.positions, torch.arange(0, flat.shape[0] + size, size)
+        ).tolist()
+        positions = _to(batch.positions, self.device)
+        targets = _to(batch.targets, self.device)
+        logprobs = torch.empty(positions.shape[0], dtype=torch.float32, device=flat.device)
+        for block, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
+            if lo == hi:
+                continue
+            start = block * size
+            block_logprobs = torch.log_softmax(
+                flat[start : start + size], dim=-1, dtype=torch.float32
+            )
+            logprobs[lo:hi] = block_logprobs[positions[lo:hi] - start, targets[lo:hi]]
+        totals.index_add_(0, _to(batch.docs, self.device), logprobs.to(torch.float64))
+
+
+def _arrays(docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    import numpy as np
+
+    return [np.asarray(doc, dtype=np.int64) for doc in docs]
+
+
+def _to(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    # Pinned memory lets the copy overlap the GPU's work on the previous batch.
+    if device.startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def _load_causal_lm(name: str, path: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # A hub id is "name" or "owner/name"; anything else is meant as a local directory.
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
+    if looks_local and not os.path.isdir(path):
+        raise DeviceError(
+            f"model {name!r}: not a directory; give a local directory holding a causal LM "
+            "saved with save_pretrained (config.json, weights, tokenizer files) or a Hugging "
+            "Face model id"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise DeviceError(
+            f"model {name!r} cannot be loaded as a causal LM with its tokenizer ({exc}); give a "
+            "local directory saved with save_pretrained, or a Hugging Face id this worker can "
+            "reach (HF_HUB_OFFLINE=1 allows only models already in the cache)"
+        ) from exc
+    model.to(device)
+    model.eval()
+    return tokenizer, model
+
+
+@register
+class Perplexity(Step):
+    """Per-document perplexity under a causal LM, in sliding windows; optionally conditional.
+
+    Signals ``<prefix>``, ``<prefix>_logprob`` and ``<prefix>_tokens`` (the prefix lets two
+    perplexity steps with different models share a pipeline). With ``prompt_field`` set, the
+    text is a response to ``meta[prompt_field]``: only its tokens are scored, the prompt is
+    context; a document without a string there gets None. A document with nothing to score
+    (empty text, one token) gets None for all three.
+    """
+
+    name = "perplexity"
+    version = "1"
+    description = "Perplexity of each document under a causal language model (sliding windows)."
+    device = "gpu"
+    params = (
+        Param("model", str, "", "Hugging Face id or local path of a causal LM (required)"),
+        Param("device", str, "auto", "auto (a GPU when visible, else the CPU), cpu, cuda, cuda:N"),
+        Param(
+            "dtype",
+            str,
+            "auto",
+            "auto (bfloat16 on a GPU, float32 on the CPU), float32, float16 or bfloat16",
+            choices=DTYPES,
+        ),
+        Param(
+            "max_length",
+            int,
+            1024,
+            "tokens per window (clipped to the model's context)",
+            minimum=2,
+        ),
+        Param("stride", int, 512, "tokens newly scored by each window after the first", minimum=1),
+        Param("batch_tokens", int, 16384, "padded tokens per forward pass", minimum=1),
+        Param("prefix", str, "perplexity", "signal name prefix, [a-z][a-z0-9_]*"),
+        Param("prompt_field", str, "", "meta key of the prompt for conditional perplexity"),
+    )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        where = f"step {self.name!r}, parameter"
+        if not self.config["model"].strip():
+            raise StepParamError(
+                f"{where} 'model': a model is required (a Hugging Face id or a local path)"
+            )
+        if not DEVICE.match(self.config["device"]):
+            raise StepParamError(
+                f"{where} 'device': {self.config['device']!r} is not auto, cpu, cuda or cuda:N"
+            )
+        if not PREFIX.match(self.config["prefix"]):
+            raise StepParamError(
+                f"{where} 'prefix': {self.config['prefix']!r} must be lowercase letters, digits "
+                "and underscores, starting with a letter"
+            )
+        if self.config["stride"] > self.config["max_length"]:
+            raise StepParamError(
+                f"{where} 'stride': {self.config['stride']} is above max_length "
+                f"{self.config['max_length']}: tokens would be skipped"
+            )
+
+    def signals(self) -> list[SignalSpec]:
+        prefix = self.config["prefix"]
+        model = self.config["model"]
+        what = "response tokens" if self.config["prompt_field"] else "tokens"
+        return [
+            SignalSpec(prefix, "float", f"perplexity under {model}: exp(-mean log-probability)"),
+            SignalSpec(f"{prefix}_logprob", "float", f"mean log-probability (natural) of {what}"),
+            SignalSpec(f"{prefix}_tokens", "int", f"{what} scored"),
+        ]
+
+    def scorer(self) -> PerplexityScorer:
+        config = self.config
+        return PerplexityScorer.load(
+            config["model"],
+            device=config["device"],
+            dtype=config["dtype"],
+            max_length=config["max_length"],
+            stride=config["stride"],
+            batch_tokens=config["batch_tokens"],
+        )
+
+    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
+        prefix = self.config["prefix"]
+        field = self.config["prompt_field"]
+        out: dict[str, list[Any]] = {
+            prefix: [None] * len(batch),
+            f"{prefix}_logprob": [None] * len(batch),
+            f"{prefix}_tokens": [None] * len(batch),
+        }
+        todo = [
+            i
+            for i, doc in enumerate(batch)
+            if doc.text and (not field or isinstance(doc.meta.get(field), str))
+        ]
+        if not todo:
+            return out
+        texts = [batch[i].text for i in todo]
+        prompts = [batch[i].meta[field] for i in todo] if field else None
+        for i, score in zip(todo, self.scorer().score(texts, prompts), strict=True):
+            if score.tokens:
+                out[prefix][i] = score.perplexity
+                out[f"{prefix}_logprob"][i] = score.logprob
+                out[f"{prefix}_tokens"][i] = score.tokens
+        return out
