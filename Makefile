@@ -8,6 +8,9 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_HOME ?= $(CURDIR)/var/hf
 export TLDEXTRACT_CACHE ?= $(CURDIR)/var/tldextract
+# OpenMP threads that spin while waiting make torch 10-200x slower on a busy small
+# machine (measured on 2 cores); a dedicated GPU host may set ACTIVE.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test lint typecheck pytest chromium services-stop worker web bench clean
 

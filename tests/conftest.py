@@ -1,8 +1,10 @@
-"""Shared fixtures: real PostgreSQL (pytest-django's test database), real Redis, real workers."""
+"""Shared fixtures: real PostgreSQL (pytest-django's test database), real Redis, real workers,
+headless Chromium."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,3 +137,24 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make chromium` (apt-get install chromium) installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context()
+        context.set_default_timeout(30_000)
+        yield context.new_page()
+        context.close()
+        browser.close()

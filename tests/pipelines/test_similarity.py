@@ -145,9 +145,43 @@ def test_pages_show_neighbours_and_search_results_escaped(
 
 @pytest.mark.django_db
 def test_the_semantic_pipeline_exists_and_validates() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
     from pipelines.models import Pipeline
     from pipelines.services.definitions import definition_snapshot
 
+    # Transactional tests flush rows that migrations made: apply it again (idempotent).
+    import_module("pipelines.migrations.0010_semantic_pipeline").add(apps, None)
     pipeline = Pipeline.objects.get(slug="semantic")
     steps = [s["step"] for s in definition_snapshot(pipeline.definition)]
     assert steps == ["semantic_dedup", "similarity_index"]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_similar_documents_and_search_in_a_browser(page: Any, live_server: Any) -> None:
+    from tests.curation.factories import UserFactory
+
+    UserFactory(username="curator")
+    dataset = make_dataset(name="Similar in browser")
+    texts = [t for pair in PAIRS for t in pair] + OTHERS
+    ids = add_documents(dataset, texts)
+    run_all(run_create(pipeline=make_pipeline([{"step": "similarity_index"}]), dataset=dataset))
+
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "curator")
+    page.fill("input[name=password]", "pw-for-tests-123")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/datasets/{dataset.slug}/documents/{ids[2]}/")
+    # The fragment is loaded by htmx after the page.
+    first = page.wait_for_selector("#similar table.neighbours tbody tr")
+    assert first.get_attribute("id") == f"neighbour-{ids[3]}"
+
+    page.goto(f"{live_server.url}/datasets/{dataset.slug}/")
+    page.fill("#search-q", "what do owls do at night?")
+    page.click("form.search button[type=submit]")
+    page.wait_for_url("**/search/?q=*")
+    first = page.wait_for_selector("#results table.neighbours tbody tr")
+    assert first.get_attribute("id") == f"neighbour-{ids[len(PAIRS) * 2 + 2]}"
