@@ -145,6 +145,13 @@ WINNOW_REJECTIONS_KEPT = int(os.environ.get("WINNOW_REJECTIONS_KEPT", "1000"))
 # (the message may be lost: a killed worker's, or one Redis dropped in a restart).
 WINNOW_REQUEUE_AFTER_SECONDS = float(os.environ.get("WINNOW_REQUEUE_AFTER_SECONDS", "600"))
 
+# Export tuning: rows and characters of text read per chunk (memory is one chunk), and
+# the lease of a worker on an export. HF_TOKEN, when set, lets exports push to the Hub.
+WINNOW_EXPORT_CHUNK_ROWS = int(os.environ.get("WINNOW_EXPORT_CHUNK_ROWS", "5000"))
+WINNOW_EXPORT_CHUNK_CHARS = int(os.environ.get("WINNOW_EXPORT_CHUNK_CHARS", str(32 * 1024 * 1024)))
+WINNOW_EXPORT_LEASE_SECONDS = float(os.environ.get("WINNOW_EXPORT_LEASE_SECONDS", "60"))
+WINNOW_HF_TOKEN = os.environ.get("HF_TOKEN", "")
+
 # Celery: job state lives in PostgreSQL rows, so results are not stored.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
@@ -185,6 +192,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "imports-resume-stale": {"task": "curation.tasks.imports_resume_stale", "schedule": 60.0},
     "runs-resume-stale": {"task": "pipelines.tasks.runs_resume_stale", "schedule": 60.0},
+    "exports-resume-stale": {"task": "curation.tasks.exports_resume_stale", "schedule": 60.0},
 }
 
 # Modules whose import registers pipeline steps; add your own to plug in custom steps.

@@ -34,6 +34,44 @@ def imports_resume_stale() -> None:
         logger.info("re-queued stale imports %s", resumed)
 
 
+@shared_task(
+    bind=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def export_run(self: Any, snapshot_id: int) -> None:
+    from curation.services.exports import export_run as run
+
+    run(snapshot_id=snapshot_id)
+
+
+@shared_task
+def exports_resume_stale() -> None:
+    from curation.services.exports import exports_resume_stale as resume
+
+    resumed = resume()
+    if resumed:
+        logger.info("re-queued stale exports %s", resumed)
+
+
+@worker_ready.connect
+def _resume_exports_after_restart(**_: Any) -> None:
+    """A killed worker's exports hold a lease; queue them to run once it expires."""
+    from curation.services.exports import exports_resume_after_restart
+
+    resumed = exports_resume_after_restart()
+    if resumed:
+        logger.info("will resume exports %s when their leases expire", resumed)
+
+
+@shared_task
+def search_index_build(dataset_id: int) -> None:
+    from curation.services.search import search_index_build as build
+
+    build(dataset_id=dataset_id)
+
+
 @worker_ready.connect
 def _resume_after_restart(**_: Any) -> None:
     """A killed worker's imports hold a lease; queue them to run once it expires."""

@@ -8,6 +8,7 @@ from django.utils.text import slugify
 
 from curation.errors import PermanentError
 from curation.models import Dataset
+from curation.services.search import search_index_drop
 from curation.services.signals import signal_partition_drop, signal_partition_ensure
 from curation.services.vectors import vectors_drop
 
@@ -84,4 +85,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
         cursor.execute("DELETE FROM curation_document WHERE dataset_id = %s", [dataset.pk])
     signal_partition_drop(dataset_id=dataset.pk)
     vectors_drop(dataset_id=dataset.pk)
+    dataset_id = dataset.pk
+    # After the commit, so that the drop does not lock every dataset's documents meanwhile.
+    transaction.on_commit(lambda: search_index_drop(dataset_id=dataset_id))
     dataset.delete()

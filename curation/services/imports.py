@@ -43,6 +43,7 @@ from curation.services.batches import (
     duplicate_rejection,
 )
 from curation.services.datasets import dataset_recount
+from curation.services.search import search_index_before_import, search_index_dispatch
 from curation.workers import worker_name
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def import_job_run(*, job_id: int, owner: str | None = None) -> ImportJob:
     logger.info(
         "import %s: %s claimed %s (attempt %d)", job.pk, owner, job.source_name, job.attempts
     )
+    search_index_before_import(dataset_id=job.dataset_id, source_bytes=job.bytes_total)
     try:
         _import_batches(job, owner)
     except (readers.SourceError, ImportSourceError) as exc:
@@ -359,6 +361,7 @@ def _finish(job: ImportJob, owner: str, status: str, error: str) -> None:
         return
     dataset = Dataset.objects.get(pk=job.dataset_id)
     dataset_recount(dataset=dataset)
+    search_index_dispatch(dataset_id=job.dataset_id)
     if status == ImportJob.Status.SUCCEEDED:
         transaction.on_commit(lambda: _announce_import(job.dataset_id, job.pk))
     if job.rows_imported >= 10_000:

@@ -1,0 +1,402 @@
+"""Explorer queries: filter, sort, page and count a dataset's documents.
+
+The builders are pure: a parsed :class:`ExplorerQuery` in, a
+``psycopg.sql.Composed`` plus its parameter list out. Columns and tables are
+``sql.Identifier`` values taken from :class:`~curation.models.Signal` rows, and
+every value a user typed is a ``%s`` parameter, so nothing from a request is
+ever formatted into SQL text.
+
+Where the rows come from: every signal predicate needs a non-NULL value, so a
+query with one reads only the dataset's partition of ``curation_signal_row``;
+``curation_document`` is read for text search and meta (first, in a CTE of
+hits) and for the page's 25 previews. Without any predicate it reads
+``curation_document`` (LEFT JOIN to the signal row for a signal sort).
+
+Full-text search matches ``to_tsvector('simple', left(text, SEARCH_CHARS))``:
+the expression of the per-dataset GIN index that ``services/search.py`` builds
+after each import, so the planner uses it when it exists and computes the
+vectors while scanning when it does not (bench/explorer_bench.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from psycopg import sql
+
+from curation.explorer.filters import (
+    Cursor,
+    DedupStatus,
+    ExplorerQuery,
+    Range,
+    Sort,
+)
+from curation.models import Signal
+
+SIGNAL_TABLE = "curation_signal_row"
+DOCUMENT_TABLE = "curation_document"
+PAGE_SIZE = 25
+PREVIEW_CHARS = 300
+# Text search reads the first SEARCH_CHARS characters: it bounds the index and
+# keeps to_tsvector under its 1 MB limit on megabyte-long documents.
+SEARCH_CHARS = 20_000
+TS_CONFIG = "simple"
+
+
+def _s(column: str) -> sql.Composable:
+    return sql.SQL("s.{}").format(sql.Identifier(column))
+
+
+def _range_sql(pred: Range) -> tuple[list[sql.Composable], list[Any]]:
+    column = _s(pred.signal.column)
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    if pred.lo is None and pred.hi is None:
+        parts.append(sql.SQL("{} IS NOT NULL").format(column))
+    if pred.lo is not None:
+        parts.append(sql.SQL("{} >= %s").format(column))
+        params.append(pred.lo)
+    if pred.hi is not None:
+        parts.append(sql.SQL("{} <= %s").format(column))
+        params.append(pred.hi)
+    return parts, params
+
+
+def _dedup_sql(pred: DedupStatus) -> sql.Composable:
+    keep, size = _s(pred.keep.column), _s(pred.size.column)
+    if pred.status == "removed":
+        return sql.SQL("{} IS FALSE").format(keep)
+    if pred.status == "kept":
+        return sql.SQL("{} IS TRUE AND {} > 1").format(keep, size)
+    if pred.status == "alone":
+        return sql.SQL("{} IS TRUE AND ({} IS NULL OR {} <= 1)").format(keep, size, size)
+    raise ValueError(f"unknown duplicate status {pred.status!r}")
+
+
+def search_predicate(alias: str = "d") -> sql.Composable:
+    """``to_tsvector(..) @@ websearch_to_tsquery(.., %s)``: the indexed expression, one param."""
+    return sql.SQL(
+        "to_tsvector({cfg}, left({alias}.text, {chars})) @@ websearch_to_tsquery({cfg}, %s)"
+    ).format(
+        cfg=sql.Literal(TS_CONFIG), alias=sql.Identifier(alias), chars=sql.Literal(SEARCH_CHARS)
+    )
+
+
+@dataclass(frozen=True)
+class _From:
+    """Where a query's rows come from: an optional CTE of text/meta hits, a relation, predicates.
+
+    ``params`` are in the order their placeholders appear: the CTE's, then the WHERE's.
+    """
+
+    hits: sql.Composable | None
+    relation: sql.Composable
+    where: list[sql.Composable]
+    params: list[Any]
+    id_column: sql.Composable
+
+
+def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
+    """The rows ``query`` reads, by the rules in the module docstring.
+
+    Text and meta predicates are evaluated first, alone, in a MATERIALIZED CTE of
+    document ids: the planner otherwise likes to walk documents in id order and
+    compute ``to_tsvector`` on each until a page is full, which takes minutes on a
+    rare word at 1M documents (its cost model thinks that function cheap).
+    """
+    dataset = sql.Literal(int(query.dataset_id))
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    for pred in query.ranges:
+        parts, values = _range_sql(pred)
+        where += parts
+        params += values
+    for eq in query.equals:
+        where.append(sql.SQL("{} = %s").format(_s(eq.signal.column)))
+        params.append(eq.value)
+    for dd in query.dedup:
+        where.append(_dedup_sql(dd))
+
+    signal_table = sql.Identifier(SIGNAL_TABLE)
+    document_table = sql.Identifier(DOCUMENT_TABLE)
+    join_signals = query.reads_signals or (for_sort and query.sort.signal is not None)
+    if query.reads_documents:
+        doc_where: list[sql.Composable] = [sql.SQL("d.dataset_id = {}").format(dataset)]
+        doc_params: list[Any] = []
+        if query.meta is not None:
+            doc_where.append(sql.SQL("d.meta ->> %s = %s"))
+            doc_params += [query.meta.key, query.meta.value]
+        if query.text:
+            doc_where.append(search_predicate())
+            doc_params.append(query.text)
+        hits = sql.SQL("hits AS MATERIALIZED (SELECT d.id FROM {} d WHERE {})").format(
+            document_table, _and(doc_where)
+        )
+        relation: sql.Composable = sql.SQL("hits")
+        if join_signals:
+            relation = sql.SQL(
+                "hits {} JOIN {} s ON s.dataset_id = {} AND s.document_id = hits.id"
+            ).format(sql.SQL("" if query.reads_signals else "LEFT"), signal_table, dataset)
+        return _From(hits, relation, where, doc_params + params, sql.SQL("hits.id"))
+    if query.reads_signals:
+        head = [sql.SQL("s.dataset_id = {}").format(dataset)]
+        return _From(
+            None,
+            sql.SQL("{} s").format(signal_table),
+            head + where,
+            params,
+            sql.SQL("s.document_id"),
+        )
+    relation = sql.SQL("{} d").format(document_table)
+    if join_signals:
+        relation = sql.SQL(
+            "{} d LEFT JOIN {} s ON s.dataset_id = {} AND s.document_id = d.id"
+        ).format(document_table, signal_table, dataset)
+    return _From(
+        None, relation, [sql.SQL("d.dataset_id = {}").format(dataset)], [], sql.SQL("d.id")
+    )
+
+
+def _with(*ctes: sql.Composable | None) -> sql.Composable:
+    present = [c for c in ctes if c is not None]
+    return sql.SQL("WITH {} ").format(sql.SQL(", ").join(present)) if present else sql.SQL("")
+
+
+def _and(parts: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" AND ").join(parts)
+
+
+def count_sql(query: ExplorerQuery) -> tuple[sql.Composed, list[Any]]:
+    """``SELECT count(*)`` of the documents that match ``query``; returns (statement, params)."""
+    src = _from(query, for_sort=False)
+    where = sql.SQL(" WHERE {}").format(_and(src.where)) if src.where else sql.SQL("")
+    statement = sql.SQL("{}SELECT count(*) FROM {}{}").format(_with(src.hits), src.relation, where)
+    return statement, src.params
+
+
+def estimate_sql(query: ExplorerQuery) -> tuple[sql.Composed, list[Any]]:
+    """``EXPLAIN (FORMAT JSON)`` of the matching rows: the planner's guess at the count."""
+    src = _from(query, for_sort=False)
+    where = sql.SQL(" WHERE {}").format(_and(src.where)) if src.where else sql.SQL("")
+    statement = sql.SQL("EXPLAIN (FORMAT JSON) {}SELECT 1 FROM {}{}").format(
+        _with(src.hits), src.relation, where
+    )
+    return statement, src.params
+
+
+def _keyset(
+    sort: Sort, value: sql.Composable, id_column: sql.Composable, after: Cursor
+) -> tuple[sql.Composable, list[Any]]:
+    """Rows strictly after ``after`` in the order (value NULLS LAST, id), both ways."""
+    op = sql.SQL("<" if sort.descending else ">")
+    if sort.signal is None:
+        return sql.SQL("{} {} %s").format(id_column, op), [after.id]
+    if after.value is None:
+        return sql.SQL("({} IS NULL AND {} {} %s)").format(value, id_column, op), [after.id]
+    return (
+        sql.SQL("(({}, {}) {} (%s, %s) OR {} IS NULL)").format(value, id_column, op, value),
+        [after.value, after.id],
+    )
+
+
+def _order(sort: Sort, value: sql.Composable, id_column: sql.Composable) -> sql.Composable:
+    direction = sql.SQL("DESC" if sort.descending else "ASC")
+    if sort.signal is None:
+        return sql.SQL("{} {}").format(id_column, direction)
+    return sql.SQL("{} {} NULLS LAST, {} {}").format(value, direction, id_column, direction)
+
+
+def page_sql(
+    query: ExplorerQuery, *, after: Cursor | None = None, limit: int = PAGE_SIZE
+) -> tuple[sql.Composed, list[Any]]:
+    """One keyset page: ``(id, sort_value, external_id, preview, chars, words, lines)`` rows.
+
+    At most ``limit`` rows after ``after`` in the query's order. The ids and sort
+    values are picked first (from the signal partition when a predicate allows),
+    then only those documents are read for their previews.
+    """
+    src = _from(query, for_sort=True)
+    sort = query.sort
+    value = _s(sort.signal.column) if sort.signal is not None else sql.SQL("NULL")
+    where, params = list(src.where), list(src.params)
+    if after is not None:
+        clause, values = _keyset(sort, value, src.id_column, after)
+        where.append(clause)
+        params += values
+    page = sql.SQL(
+        "page AS MATERIALIZED (SELECT {id} AS id, {value} AS sort_value FROM {relation}{where} "
+        "ORDER BY {order} LIMIT {limit})"
+    ).format(
+        id=src.id_column,
+        value=value,
+        relation=src.relation,
+        where=sql.SQL(" WHERE {}").format(_and(where)) if where else sql.SQL(""),
+        order=_order(sort, value, src.id_column),
+        limit=sql.Literal(int(limit)),
+    )
+    statement = sql.SQL(
+        "{with_}"
+        "SELECT page.id, page.sort_value, d.external_id, left(d.text, {preview}), "
+        "d.char_count, d.word_count, d.line_count "
+        "FROM page JOIN {documents} d ON d.id = page.id AND d.dataset_id = {dataset} "
+        "ORDER BY {outer_order}"
+    ).format(
+        with_=_with(src.hits, page),
+        preview=sql.Literal(PREVIEW_CHARS),
+        documents=sql.Identifier(DOCUMENT_TABLE),
+        dataset=sql.Literal(int(query.dataset_id)),
+        outer_order=_order(sort, sql.SQL("page.sort_value"), sql.SQL("page.id")),
+    )
+    return statement, params
+
+
+def results_sql(
+    query: ExplorerQuery, *, after: Cursor | None = None, limit: int = PAGE_SIZE
+) -> tuple[sql.Composed, list[Any]]:
+    """The page and the count in one statement, for queries that read documents.
+
+    Their cost is visiting every text or meta hit (GIN has no index-only scans),
+    so the matches are found once, kept, then counted and paged. Rows are
+    ``(count, id, sort_value, external_id, preview, chars, words, lines)``, one
+    row of NULLs but the count when the page is empty.
+    """
+    src = _from(query, for_sort=True)
+    sort = query.sort
+    value = _s(sort.signal.column) if sort.signal is not None else sql.SQL("NULL")
+    matched = sql.SQL(
+        "matched AS MATERIALIZED (SELECT {id} AS id, {value} AS sort_value FROM {relation}{where})"
+    ).format(
+        id=src.id_column,
+        value=value,
+        relation=src.relation,
+        where=sql.SQL(" WHERE {}").format(_and(src.where)) if src.where else sql.SQL(""),
+    )
+    params = list(src.params)
+    keyset: sql.Composable = sql.SQL("")
+    if after is not None:
+        clause, values = _keyset(sort, sql.SQL("sort_value"), sql.SQL("id"), after)
+        keyset = sql.SQL(" WHERE {}").format(clause)
+        params += values
+    order = _order(sort, sql.SQL("sort_value"), sql.SQL("id"))
+    statement = sql.SQL(
+        "{with_}, page AS MATERIALIZED (SELECT id, sort_value FROM matched{keyset} "
+        "ORDER BY {order} LIMIT {limit}) "
+        "SELECT c.n, p.* FROM (SELECT count(*) AS n FROM matched) c LEFT JOIN ("
+        "SELECT page.id, page.sort_value, d.external_id, left(d.text, {preview}), "
+        "d.char_count, d.word_count, d.line_count "
+        "FROM page JOIN {documents} d ON d.id = page.id AND d.dataset_id = {dataset}"
+        ") p ON true ORDER BY {outer_order}"
+    ).format(
+        with_=_with(src.hits, matched),
+        keyset=keyset,
+        order=order,
+        limit=sql.Literal(int(limit)),
+        preview=sql.Literal(PREVIEW_CHARS),
+        documents=sql.Identifier(DOCUMENT_TABLE),
+        dataset=sql.Literal(int(query.dataset_id)),
+        outer_order=_order(sort, sql.SQL("p.sort_value"), sql.SQL("p.id")),
+    )
+    return statement, params
+
+
+@dataclass(frozen=True)
+class ExplorerRow:
+    id: int
+    sort_value: Any
+    external_id: str
+    preview: str
+    char_count: int
+    word_count: int
+    line_count: int
+
+
+@dataclass(frozen=True)
+class ExplorerPage:
+    rows: list[ExplorerRow]
+    next_cursor: Cursor | None
+
+
+def _execute(
+    statement: sql.Composed, params: list[Any], *, query: ExplorerQuery
+) -> list[tuple[Any, ...]]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if query.reads_documents:
+            # A lossy bitmap (over work_mem) rechecks every row of its pages, which
+            # means computing to_tsvector again: 2 s became 60 s for a common word at 1M.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(statement.as_string(cursor.connection), params)
+        return list(cursor.fetchall())
+
+
+def _paged(rows: list[ExplorerRow], size: int) -> ExplorerPage:
+    if len(rows) <= size:
+        return ExplorerPage(rows=rows, next_cursor=None)
+    last = rows[size - 1]
+    return ExplorerPage(rows=rows[:size], next_cursor=Cursor(id=last.id, value=last.sort_value))
+
+
+def explorer_page(
+    *, query: ExplorerQuery, after: Cursor | None = None, size: int = PAGE_SIZE
+) -> ExplorerPage:
+    """The ``size`` documents after ``after`` and the cursor of the next page (None: last page).
+
+    Keyset pagination on (sort value, id): every matching document appears on
+    exactly one page, ties and NULLs included, whatever the depth.
+    """
+    statement, params = page_sql(query, after=after, limit=size + 1)
+    return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
+
+
+def explorer_count(*, query: ExplorerQuery) -> int:
+    """How many documents of the dataset match ``query`` (exact)."""
+    statement, params = count_sql(query)
+    return int(_execute(statement, params, query=query)[0][0])
+
+
+def explorer_count_estimate(*, query: ExplorerQuery) -> int:
+    """The planner's estimate of ``explorer_count`` (a millisecond at any size; can be far off)."""
+    statement, params = estimate_sql(query)
+    plan = _execute(statement, params, query=query)[0][0]
+    if isinstance(plan, str):  # Django hands json to raw cursors as text
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# Up to this many documents the page counts exactly in the same request (a scan of
+# the dataset's signal partition: ~3 ms at 10k, ~260 ms at 1M); above it an htmx
+# page shows the estimate and fetches the exact count after (bench/explorer_bench.py).
+COUNT_INLINE_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class ExplorerResults:
+    page: ExplorerPage
+    count: int | None
+    estimate: int | None
+
+
+def explorer_results(
+    *, query: ExplorerQuery, after: Cursor | None, exact_count: bool, size: int = PAGE_SIZE
+) -> ExplorerResults:
+    """A page and the exact count, or the estimate when ``exact_count`` is False.
+
+    A query that reads documents (text, meta) always counts exactly: one statement
+    finds its hits once for both (``results_sql``).
+    """
+    if query.reads_documents:
+        statement, params = results_sql(query, after=after, limit=size + 1)
+        rows = _execute(statement, params, query=query)
+        found = [ExplorerRow(*row[1:]) for row in rows if row[1] is not None]
+        return ExplorerResults(page=_paged(found, size), count=int(rows[0][0]), estimate=None)
+    page = explorer_page(query=query, after=after, size=size)
+    if exact_count:
+        return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)
+    return ExplorerResults(page=page, count=None, estimate=explorer_count_estimate(query=query))
+
+
+def explorer_signals() -> list[Signal]:
+    """Every defined signal, by name (a dataset without values shows them empty)."""
+    return list(Signal.objects.order_by("name"))
