@@ -39,7 +39,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	WINNOW_SKIP_EMBEDDED=1 $(VENV)/bin/mypy curation tests bench
+	WINNOW_SKIP_EMBEDDED=1 $(VENV)/bin/mypy curation pipelines annotate tests bench
 
 pytest: install chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

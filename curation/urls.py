@@ -42,6 +42,7 @@ urlpatterns = [
         name="import_rejections_download",
     ),
     path("", include("curation.recipe_urls")),
+    path("annotate/", include("annotate.urls")),
     path("", include("pipelines.urls")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),

@@ -1,0 +1,1 @@
+"""Writes of the annotate app: projects, items, the assignment queue, annotations."""
