@@ -127,3 +127,52 @@ def synchronize(device: str) -> None:
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """``tensor`` on ``device``; to a GPU through pinned memory, so the copy overlaps its work."""
+    if device.startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def load_hf_model(
+    name: str,
+    path: str,
+    *,
+    auto_class: str,
+    kind: str,
+    device: str,
+    dtype: torch.dtype,
+    require_fast: bool = True,
+) -> tuple[Any, Any]:
+    """(fast tokenizer, model in eval mode on ``device``) for a Hugging Face id or local path.
+
+    ``auto_class`` names the transformers Auto class (``"AutoModelForCausalLM"``...),
+    ``kind`` says what it is in error messages ("a causal LM").
+    """
+    import transformers
+    from transformers import AutoTokenizer
+
+    # A hub id is "name" or "owner/name"; anything else is meant as a local directory.
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
+    if looks_local and not os.path.isdir(path):
+        raise DeviceError(
+            f"model {name!r}: not a directory; give a local directory holding {kind} saved "
+            "with save_pretrained (config.json, weights, tokenizer files) or a Hugging Face "
+            "model id"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model: Any = getattr(transformers, auto_class).from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise DeviceError(
+            f"model {name!r} cannot be loaded as {kind} with its tokenizer ({exc}); give a "
+            "local directory saved with save_pretrained, or a Hugging Face id this worker can "
+            "reach (HF_HUB_OFFLINE=1 allows only models already in the cache)"
+        ) from exc
+    if require_fast and not getattr(tokenizer, "is_fast", False):
+        raise DeviceError(f"model {name!r}: its tokenizer has no fast (Rust) version")
+    model.to(device)
+    model.eval()
+    return tokenizer, model

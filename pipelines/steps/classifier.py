@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -36,11 +35,12 @@ import numpy as np
 
 from pipelines.devices import (
     DTYPES,
-    DeviceError,
+    load_hf_model,
     load_once,
     resolve_device,
     resolve_dtype,
     resolve_model_path,
+    to_device,
 )
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
 
@@ -113,7 +113,14 @@ class SequenceClassifier:
         path = resolve_model_path(model)
         tokenizer, classifier = load_once(
             ("sequence_classifier", path, resolved_device, str(torch_dtype)),
-            lambda: _load_classifier(model, path, resolved_device, torch_dtype),
+            lambda: load_hf_model(
+                model,
+                path,
+                auto_class="AutoModelForSequenceClassification",
+                kind="a sequence classifier",
+                device=resolved_device,
+                dtype=torch_dtype,
+            ),
         )
         return cls(
             classifier,
@@ -208,7 +215,7 @@ class SequenceClassifier:
         with torch.inference_mode():
             # Results stay on the device until every batch is queued: one synchronisation.
             for positions, tensors in self.batches(ids):
-                features = {k: _to(v, self.device) for k, v in tensors.items()}
+                features = {k: to_device(v, self.device) for k, v in tensors.items()}
                 parts.append((positions, self.model(**features).logits.float()))
             for positions, logits in parts:
                 out[positions] = logits.cpu().numpy()
@@ -264,39 +271,6 @@ def _regression(value: float) -> Prediction:
     if not math.isfinite(value):
         return Prediction(None, None)
     return Prediction(value, str(int(round(value))))
-
-
-def _to(tensor: torch.Tensor, device: str) -> torch.Tensor:
-    if device.startswith("cuda"):
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
-
-
-def _load_classifier(name: str, path: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    # A hub id is "name" or "owner/name"; anything else is meant as a local directory.
-    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
-    if looks_local and not os.path.isdir(path):
-        raise DeviceError(
-            f"model {name!r}: not a directory; give a local directory holding a sequence-"
-            "classification model saved with save_pretrained (config.json, weights, tokenizer "
-            "files) or a Hugging Face model id"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model: Any = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise DeviceError(
-            f"model {name!r} cannot be loaded as a sequence classifier with its tokenizer "
-            f"({exc}); give a local directory saved with save_pretrained, or a Hugging Face id "
-            "this worker can reach (HF_HUB_OFFLINE=1 allows only models already in the cache)"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise DeviceError(f"model {name!r}: its tokenizer has no fast (Rust) version")
-    model.to(device)
-    model.eval()
-    return tokenizer, model
 
 
 @register

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -36,10 +35,12 @@ from typing import TYPE_CHECKING, Any
 from pipelines.devices import (
     DTYPES,
     DeviceError,
+    load_hf_model,
     load_once,
     resolve_device,
     resolve_dtype,
     resolve_model_path,
+    to_device,
 )
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
 
@@ -180,7 +181,15 @@ class PerplexityScorer:
         path = resolve_model_path(model)
         tokenizer, lm = load_once(
             ("causal_lm", path, resolved_device, str(torch_dtype)),
-            lambda: _load_causal_lm(model, path, resolved_device, torch_dtype),
+            lambda: load_hf_model(
+                model,
+                path,
+                auto_class="AutoModelForCausalLM",
+                kind="a causal LM",
+                device=resolved_device,
+                dtype=torch_dtype,
+                require_fast=False,
+            ),
         )
         return cls(
             lm,
@@ -376,8 +385,8 @@ class PerplexityScorer:
         # does not read the mask back from the GPU to find that out.
         padded = not bool(batch.attention_mask.all())
         logits = self.model(
-            input_ids=_to(batch.input_ids, self.device),
-            attention_mask=_to(batch.attention_mask, self.device) if padded else None,
+            input_ids=to_device(batch.input_ids, self.device),
+            attention_mask=to_device(batch.attention_mask, self.device) if padded else None,
             use_cache=False,
         ).logits
         flat = logits.reshape(-1, logits.shape[-1])
@@ -386,8 +395,8 @@ class PerplexityScorer:
         edges = torch.searchsorted(
             batch.positions, torch.arange(0, flat.shape[0] + size, size)
         ).tolist()
-        positions = _to(batch.positions, self.device)
-        targets = _to(batch.targets, self.device)
+        positions = to_device(batch.positions, self.device)
+        targets = to_device(batch.targets, self.device)
         logprobs = torch.empty(positions.shape[0], dtype=torch.float32, device=flat.device)
         for block, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
             if lo == hi:
@@ -397,45 +406,13 @@ class PerplexityScorer:
                 flat[start : start + size], dim=-1, dtype=torch.float32
             )
             logprobs[lo:hi] = block_logprobs[positions[lo:hi] - start, targets[lo:hi]]
-        totals.index_add_(0, _to(batch.docs, self.device), logprobs.to(torch.float64))
+        totals.index_add_(0, to_device(batch.docs, self.device), logprobs.to(torch.float64))
 
 
 def _arrays(docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
     import numpy as np
 
     return [np.asarray(doc, dtype=np.int64) for doc in docs]
-
-
-def _to(tensor: torch.Tensor, device: str) -> torch.Tensor:
-    # Pinned memory lets the copy overlap the GPU's work on the previous batch.
-    if device.startswith("cuda"):
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
-
-
-def _load_causal_lm(name: str, path: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # A hub id is "name" or "owner/name"; anything else is meant as a local directory.
-    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
-    if looks_local and not os.path.isdir(path):
-        raise DeviceError(
-            f"model {name!r}: not a directory; give a local directory holding a causal LM "
-            "saved with save_pretrained (config.json, weights, tokenizer files) or a Hugging "
-            "Face model id"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise DeviceError(
-            f"model {name!r} cannot be loaded as a causal LM with its tokenizer ({exc}); give a "
-            "local directory saved with save_pretrained, or a Hugging Face id this worker can "
-            "reach (HF_HUB_OFFLINE=1 allows only models already in the cache)"
-        ) from exc
-    model.to(device)
-    model.eval()
-    return tokenizer, model
 
 
 @register
