@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.project_list, name="project_list"),
     path("new/", views.project_create_view, name="project_create"),
     path("<slug:slug>/", views.project_detail, name="project_detail"),
+    path("<slug:slug>/dashboard/", views.project_dashboard, name="project_dashboard"),
     path("<slug:slug>/items/", views.project_items_add, name="project_items_add"),
     path("<slug:slug>/members/", views.project_member_add, name="project_member_add"),
     path("<slug:slug>/next/", views.next_item, name="next_item"),

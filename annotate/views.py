@@ -100,6 +100,15 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_user(request, slug, MANAGE)
+    dashboard = selectors.project_agreement(project=project)
+    return render(
+        request, "annotate/project_dashboard.html", {"project": project, "dashboard": dashboard}
+    )
+
+
+@login_required
 @require_POST
 def project_items_add(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug, MANAGE)

@@ -10,6 +10,7 @@ from annotate.models import Annotation, Assignment, Item
 from annotate.services.items import items_add_pairs
 from curation.models import Document
 from tests.annotate.factories import ALL_KINDS, make_project, member
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -98,8 +99,11 @@ def test_annotate_every_question_kind_with_the_keyboard(page: Any, live_server: 
     page.wait_for_selector("#question-rewrite.active")
     page.keyboard.type("Alice met Bob.")
     page.keyboard.press("Escape")
-    page.wait_for_selector("#draft-status:has-text('Draft saved')")
-    assert Annotation.objects.filter(draft=True, question__key="rewrite").exists()
+    # The status may still show an earlier question's save: wait for this one's row.
+    wait_for(
+        lambda: Annotation.objects.filter(draft=True, question__key="rewrite").exists(),
+        timeout=15,
+    )
 
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: url != first_url and "/a/" in url)

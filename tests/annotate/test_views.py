@@ -55,6 +55,7 @@ def _urls(project: AnnotationProject, assignment: Assignment) -> list[tuple[str,
     slug, pk = project.slug, assignment.pk
     return [
         ("get", reverse("annotate:project_detail", args=[slug]), MANAGE),
+        ("get", reverse("annotate:project_dashboard", args=[slug]), MANAGE),
         ("post", reverse("annotate:project_items_add", args=[slug]), MANAGE),
         ("post", reverse("annotate:project_member_add", args=[slug]), MANAGE),
         ("get", reverse("annotate:next_item", args=[slug]), ANNOTATE),
@@ -64,6 +65,18 @@ def _urls(project: AnnotationProject, assignment: Assignment) -> list[tuple[str,
         ("post", reverse("annotate:assignment_draft", args=[slug, pk]), ANNOTATE),
         ("post", reverse("annotate:assignment_skip", args=[slug, pk]), ANNOTATE),
     ]
+
+
+def test_the_role_checks_cover_every_project_url(setup: dict[str, Any]) -> None:
+    from annotate.urls import urlpatterns
+
+    checked = {url for _, url, _ in _urls(setup["project"], setup["assignment"])}
+    project_routes = [p for p in urlpatterns if "<slug:slug>" in str(p.pattern)]
+    for route in project_routes:
+        args = [setup["project"].slug] + (
+            [setup["assignment"].pk] if "<int:pk>" in str(route.pattern) else []
+        )
+        assert reverse(f"annotate:{route.name}", args=args) in checked, route.name
 
 
 def test_every_project_url_refuses_the_wrong_role_and_anonymous_users(
