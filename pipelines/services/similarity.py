@@ -46,7 +46,7 @@ def similarity_index_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
     from pipelines.steps.similarity import SimilarityIndex, build_index
 
     step = SimilarityIndex(**spec["params"])
-    model = step.vector_model() or ""
+    model = step.vector_model()
     started = time.perf_counter()
     stored = vectors_load(dataset_id=run.dataset_id, model=model)
     if not len(stored):

@@ -287,8 +287,29 @@ def embed_documents(config: dict[str, Any], batch: Sequence[Document]) -> np.nda
     return encoder.encode([d.text for d in batch])
 
 
+class EmbeddingStep(Step):
+    """Base of the steps whose document phase only stores vectors (``EMBEDDING_PARAMS``).
+
+    The runner embeds each batch's documents that have no vector of ``vector_model()``
+    yet; such a step writes no per-document signal of its own. Subclasses splice
+    ``EMBEDDING_PARAMS`` into their params and may add a corpus phase.
+    """
+
+    def signals(self) -> list[SignalSpec]:
+        return []
+
+    def vector_model(self) -> str:
+        return vector_key(self.config)
+
+    def embed(self, batch: Sequence[Document]) -> np.ndarray:
+        return embed_documents(self.config, batch)
+
+    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
+        return {}
+
+
 @register
-class Embed(Step):
+class Embed(EmbeddingStep):
     """Store a sentence embedding per document, for semantic dedup, similarity and classifiers.
 
     The vectors are not signals: the runner keeps them as float16 shards on disk
@@ -300,15 +321,3 @@ class Embed(Step):
     description = "Sentence embeddings (sentence-transformers), stored per dataset and model."
     device = "gpu"
     params = EMBEDDING_PARAMS
-
-    def signals(self) -> list[SignalSpec]:
-        return []
-
-    def vector_model(self) -> str | None:
-        return vector_key(self.config)
-
-    def embed(self, batch: Sequence[Document]) -> np.ndarray:
-        return embed_documents(self.config, batch)
-
-    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
-        return {}

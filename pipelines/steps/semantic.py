@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.devices import resolve_device, synchronize
-from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
+from pipelines.steps.base import Param, SignalSpec, StepParamError, register
 from pipelines.steps.dedup import KEEP_PARAMS, check_keep
-from pipelines.steps.embedding import EMBEDDING_PARAMS, embed_documents, vector_key
+from pipelines.steps.embedding import EMBEDDING_PARAMS, EmbeddingStep
 
 if TYPE_CHECKING:
     import torch
@@ -484,7 +484,7 @@ def semdedup(
 
 
 @register
-class SemanticDedup(Step):
+class SemanticDedup(EmbeddingStep):
     """Near duplicates in meaning (SemDeDup): embeddings, k-means, cosine inside clusters.
 
     The document phase stores each document's vector of ``model``; the corpus phase
@@ -539,9 +539,6 @@ class SemanticDedup(Step):
             raise StepParamError(f"step {self.name!r}: each eps_report value must be in [0, 1]")
         self.config["eps_report"] = tuple(sorted({float(e) for e in report}))
 
-    def signals(self) -> list[SignalSpec]:
-        return []
-
     def corpus_signals(self) -> list[SignalSpec]:
         return [
             SignalSpec(
@@ -557,12 +554,3 @@ class SemanticDedup(Step):
             ),
             SignalSpec("semantic_dedup_cluster", "int", "its k-means cluster"),
         ]
-
-    def vector_model(self) -> str:
-        return vector_key(self.config)
-
-    def embed(self, batch: Sequence[Document]) -> np.ndarray:
-        return embed_documents(self.config, batch)
-
-    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
-        return {}

@@ -13,13 +13,12 @@ inverted file with ``nlist`` lists (0: about 4 sqrt(N)) probed ``nprobe`` at a t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pipelines.steps.base import Document, Param, SignalSpec, Step, register
-from pipelines.steps.embedding import EMBEDDING_PARAMS, embed_documents, vector_key
+from pipelines.steps.base import Param, register
+from pipelines.steps.embedding import EMBEDDING_PARAMS, EmbeddingStep
 
 # Vectors converted to float32 and added at once while building (bounds the copy).
 ADD_CHUNK = 65536
@@ -68,7 +67,7 @@ def search(
 
 
 @register
-class SimilarityIndex(Step):
+class SimilarityIndex(EmbeddingStep):
     """Build the dataset's nearest-neighbour index (document pages, search box)."""
 
     name = "similarity_index"
@@ -88,15 +87,3 @@ class SimilarityIndex(Step):
         Param("nlist", int, 0, "inverted lists (0: about 4 x sqrt(documents))", minimum=0),
         Param("nprobe", int, 16, "lists searched per query (recall vs speed)", minimum=1),
     )
-
-    def signals(self) -> list[SignalSpec]:
-        return []
-
-    def vector_model(self) -> str | None:
-        return vector_key(self.config)
-
-    def embed(self, batch: Sequence[Document]) -> np.ndarray:
-        return embed_documents(self.config, batch)
-
-    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
-        return {}
