@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.batching import padded_batches
 from pipelines.devices import (
     DTYPES,
     load_hf_model,
@@ -51,8 +52,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
 DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
-# Longest batch in texts, whatever the token budget (per-call overhead is gone by then).
-MAX_BATCH_TEXTS = 1024
 # Characters per token that no real tokenizer exceeds: longer texts are cut before tokenizing.
 _CHARS_PER_TOKEN = 32
 # A tokenizer's model_max_length above this means "not set" (transformers uses 1e30).
@@ -178,29 +177,9 @@ class SequenceClassifier:
 
     def batches(self, ids: Sequence[Sequence[int]]) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
         """(input positions, padded CPU tensors) per forward pass, longest texts first."""
-        import torch
-
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
-        i = 0
-        while i < len(order):
-            width = max(int(lengths[order[i]]), 1)
-            rows = max(1, min(MAX_BATCH_TEXTS, self.batch_tokens // width, len(order) - i))
-            chosen = order[i : i + rows]
-            input_ids = np.full((rows, width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((rows, width), dtype=np.int64)
-            for row, position in enumerate(chosen):
-                n = int(lengths[position])
-                input_ids[row, :n] = ids[position]
-                mask[row, :n] = 1
-            tensors = {
-                "input_ids": torch.from_numpy(input_ids),
-                "attention_mask": torch.from_numpy(mask),
-            }
-            if self._token_types:
-                tensors["token_type_ids"] = torch.zeros((rows, width), dtype=torch.int64)
-            yield chosen, tensors
-            i += rows
+        return padded_batches(
+            ids, batch_tokens=self.batch_tokens, pad_id=self.pad_id, token_types=self._token_types
+        )
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """float32 logits [len(texts), num_labels], in the order of ``texts``."""

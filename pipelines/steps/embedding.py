@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.batching import padded_batches
 from pipelines.devices import (
     DEFAULT_EMBEDDING_MODEL,
     DEVICES,
@@ -74,8 +75,6 @@ EMBEDDING_PARAMS = (
 CHUNK_TEXTS = 4096
 # Batches built ahead of the GPU (pinned host memory: 32 x batch_tokens x 24 bytes).
 QUEUE_BATCHES = 32
-# Longest batch in texts, whatever the token budget (per-call overhead is gone by then).
-MAX_BATCH_TEXTS = 1024
 # Characters per token that no real tokenizer exceeds: longer texts are cut before
 # tokenizing (then re-tokenized whole if the cut left fewer than max_length tokens).
 _CHARS_PER_TOKEN = 32
@@ -155,33 +154,19 @@ class Encoder:
 
     def _batches(self, texts: Sequence[str]) -> Iterator[tuple[int, _Batch]]:
         """(chunk start, batch) for every batch, chunk by chunk, longest texts first."""
-        import torch
-
         for start in range(0, len(texts), CHUNK_TEXTS):
             ids = self._tokenize(texts[start : start + CHUNK_TEXTS])
-            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-            order = np.argsort(-lengths, kind="stable")
-            i = 0
-            while i < len(order):
-                width = max(int(lengths[order[i]]), 1)
-                width = -(-width // 8) * 8  # multiples of 8 suit tensor cores
-                rows = max(1, min(MAX_BATCH_TEXTS, self.batch_tokens // width, len(order) - i))
-                chosen = order[i : i + rows]
-                input_ids = np.full((rows, width), self.pad_id, dtype=np.int64)
-                mask = np.zeros((rows, width), dtype=np.int64)
-                for row, position in enumerate(chosen):
-                    n = int(lengths[position])
-                    input_ids[row, :n] = ids[position]
-                    mask[row, :n] = 1
-                tensors = {
-                    "input_ids": torch.from_numpy(input_ids),
-                    "attention_mask": torch.from_numpy(mask),
-                    "token_type_ids": torch.zeros((rows, width), dtype=torch.int64),
-                }
+            # Widths in multiples of 8 suit tensor cores.
+            for chosen, tensors in padded_batches(
+                ids,
+                batch_tokens=self.batch_tokens,
+                pad_id=self.pad_id,
+                multiple_of=8,
+                token_types=True,
+            ):
                 if self._pin:
                     tensors = {k: v.pin_memory() for k, v in tensors.items()}
                 yield start, _Batch(positions=chosen, tensors=tensors)
-                i += rows
 
     # -- encoding (consumer side) -----------------------------------------------------
 
