@@ -43,6 +43,7 @@ from curation.services.batches import (
     duplicate_rejection,
 )
 from curation.services.datasets import dataset_recount
+from curation.services.leases import lease_resume_delays, stale_jobs
 from curation.services.search import search_index_before_import, search_index_dispatch
 from curation.workers import worker_name
 
@@ -389,24 +390,11 @@ def _analyze_documents() -> None:
 
 
 def import_jobs_resume_stale() -> list[int]:
-    """Queue jobs whose worker died (lease expired) or whose queue message was lost.
-
-    A job is queued again only if it was not queued since it went stale, or its last
-    message is older than WINNOW_REQUEUE_AFTER_SECONDS (a Redis restart without
-    persistence loses queued messages), so a long queue does not fill with copies.
-    """
-    now = timezone.now()
-    old = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
+    """Queue jobs whose worker died (lease expired) or whose queue message was lost
+    (see ``leases.stale_jobs`` for when a job counts as stale)."""
     stale = list(
         ImportJob.objects.filter(
-            Q(status=ImportJob.Status.RUNNING, lease_expires_at__lt=now)
-            & (
-                Q(queued_at__isnull=True)
-                | Q(queued_at__lt=F("lease_expires_at"))
-                | Q(queued_at__lt=old)
-            )
-            | Q(status=ImportJob.Status.PENDING)
-            & (Q(queued_at__isnull=True, created_at__lt=old) | Q(queued_at__lt=old))
+            stale_jobs(model=ImportJob, requeue_after=settings.WINNOW_REQUEUE_AFTER_SECONDS)
         ).values_list("pk", flat=True)
     )
     _queue(stale)
@@ -415,13 +403,7 @@ def import_jobs_resume_stale() -> list[int]:
 
 def import_jobs_resume_after_restart() -> list[int]:
     """On worker start: resume running jobs as soon as their (dead) holder's lease runs out."""
-    now = timezone.now()
-    running = list(
-        ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list(
-            "pk", "lease_expires_at"
-        )
-    )
-    for job_id, expires in running:
-        wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
+    delays = lease_resume_delays(model=ImportJob)
+    for job_id, wait in delays:
         _queue([job_id], countdown=wait)
-    return [job_id for job_id, _ in running]
+    return [job_id for job_id, _ in delays]

@@ -2,7 +2,7 @@
 
 Any model with ``status``, ``lease_owner``, ``lease_expires_at``, ``queued_at`` and
 ``created_at`` fields and PENDING / RUNNING statuses can use these helpers (imports
-keep their own copy with an attempts counter; exports use these).
+claim with their own UPDATE, which also counts attempts; exports use all of them).
 """
 
 from __future__ import annotations
@@ -64,3 +64,20 @@ def stale_jobs(*, model: type[models.Model], requeue_after: float) -> Q:
     ) | Q(status=status.PENDING) & (
         Q(queued_at__isnull=True, created_at__lt=old) | Q(queued_at__lt=old)
     )
+
+
+def lease_resume_delays(*, model: type[models.Model]) -> list[tuple[int, float]]:
+    """(id, seconds until its holder's lease runs out, plus 0.5) of every running job.
+
+    On a worker's start, a job still marked running belongs to a dead holder; it can
+    be queued to resume that many seconds later.
+    """
+    now = timezone.now()
+    status: Any = model.Status  # type: ignore[attr-defined]
+    running = model._default_manager.filter(status=status.RUNNING).values_list(
+        "pk", "lease_expires_at"
+    )
+    return [
+        (pk, max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0)
+        for pk, expires in running
+    ]

@@ -41,7 +41,7 @@ from curation.services.exports.options import (
 )
 from curation.services.exports.rows import RowReader, id_chunks, ids_materialize
 from curation.services.exports.shards import ClosedShard, ShardWriter, shard_suffix
-from curation.services.leases import lease_claim, lease_renew, stale_jobs
+from curation.services.leases import lease_claim, lease_renew, lease_resume_delays, stale_jobs
 from curation.workers import worker_name
 
 logger = logging.getLogger(__name__)
@@ -374,13 +374,7 @@ def exports_resume_stale() -> list[int]:
 
 def exports_resume_after_restart() -> list[int]:
     """On worker start: resume running exports as soon as their (dead) holder's lease runs out."""
-    now = timezone.now()
-    running = list(
-        ExportSnapshot.objects.filter(status=ExportSnapshot.Status.RUNNING).values_list(
-            "pk", "lease_expires_at"
-        )
-    )
-    for snapshot_id, expires in running:
-        wait = max(0.0, (expires - now).total_seconds()) + 0.5 if expires else 0.0
+    delays = lease_resume_delays(model=ExportSnapshot)
+    for snapshot_id, wait in delays:
         _queue([snapshot_id], countdown=wait)
-    return [snapshot_id for snapshot_id, _ in running]
+    return [snapshot_id for snapshot_id, _ in delays]
