@@ -10,8 +10,11 @@ written with one binary COPY into the dataset's partition of the signal table:
 14 numeric quality-like signals (uniform, normal, beta, lognormal word counts as
 int; ~5 % NULLs in every third), ``lang`` (text: en 70 %, then de, fr, es, zh,
 ru, ja), ``lang_score`` and the exact/MinHash ``*_dedup_keep``/``_size`` pairs.
-Then VACUUM ANALYZE, the search index (``search_index_build``, timed) and
-ANALYZE again (statistics of the index expression).
+Then VACUUM ANALYZE, the search index (``search_index_build``, timed),
+ANALYZE again (statistics of the index expression) and, on datasets of
+INDEX_MIN_DOCUMENTS or more, the B-tree indexes the explorer asks for on the
+filtered signals (``services/signal_indexes.py``; timed; ``--no-signal-indexes``
+measures without them).
 
 Timed through the explorer's selectors on Django's connection, ``--queries``
 queries of each kind per size, the sizes interleaved query by query so that
@@ -25,7 +28,8 @@ load from other processes hits both alike:
   ~30 %, 10 %, 3 %, 1 %, 0.3 % and 0.1 % of the documents).
 
 Per query: ``page`` (explorer_page: the first 25 with previews), ``estimate``
-(explorer_count_estimate), ``count`` (explorer_count, exact) and ``first
+(explorer_count_estimate: a block-sample count, with its error against the exact
+count reported), ``count`` (explorer_count, exact) and ``first
 response``: explorer_results as the htmx page calls it, page + exact count up to
 COUNT_INLINE_MAX documents and page + estimate above (the exact count follows in
 its own request); a text query gets its page and exact count from one statement.
@@ -300,6 +304,24 @@ def copy_rate(texts: list[str], docs: int, *, with_index: bool) -> float:
     return rate
 
 
+def signal_indexes(args: argparse.Namespace, dataset: Any, signals: list[Any]) -> float | None:
+    """Build the B-tree indexes the explorer asks for once the bench's signals are filtered.
+
+    Only on datasets of INDEX_MIN_DOCUMENTS or more (as the explorer does), and not with
+    --no-signal-indexes. Returns the seconds spent, or None when none were built.
+    """
+    from curation.services.signal_indexes import INDEX_MIN_DOCUMENTS, signal_index_build
+
+    if args.no_signal_indexes or dataset.document_count < INDEX_MIN_DOCUMENTS:
+        return None
+    started = time.perf_counter()
+    for signal in signals[: NUMERIC_SIGNALS + 1]:  # the numeric ones and lang
+        signal_index_build(dataset_id=dataset.pk, signal_id=signal.pk)
+    seconds = time.perf_counter() - started
+    log(f"  signal indexes built in {seconds:.1f}s")
+    return seconds
+
+
 def prepare(
     args: argparse.Namespace, sizes: list[int]
 ) -> tuple[Any, dict[int, Any], dict[int, Any], list[str]]:
@@ -331,11 +353,13 @@ def prepare(
             log(f"  search index built in {index_s:.1f}s")
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE curation_document")
+        data_index_s = signal_indexes(args, datasets[size], signals)
         with connection.cursor() as cursor:
             columns = ", ".join(s.column_name for s in signals[:NUMERIC_SIGNALS])
             cursor.execute(f"SELECT {columns} FROM curation_signal_row_d{datasets[size].pk}")
             values = np.array(cursor.fetchall(), dtype=np.float64)
         data[size] = {
+            "signal_index_s": data_index_s,
             "values": [values[:, j] for j in range(NUMERIC_SIGNALS)],
             "words": search_words(texts),
             "index_s": index_s,
@@ -356,7 +380,14 @@ def measure(
 
     from curation import explorer
 
-    out: dict[str, Any] = {"times": {}, "matches": {}, "slowest": {}, "hist": {}, "no_index": {}}
+    out: dict[str, Any] = {
+        "times": {},
+        "matches": {},
+        "slowest": {},
+        "hist": {},
+        "no_index": {},
+        "errors": {},
+    }
     specs = {
         kind: make_specs(kind, args.queries, seed=11 + k) for k, kind in enumerate(QUERY_KINDS)
     }
@@ -371,8 +402,10 @@ def measure(
             for size in sizes:
                 q = build_query(datasets[size], signals, spec, data[size])
                 page_ms, _ = timed(partial(explorer.explorer_page, query=q))
-                estimate_ms, _ = timed(partial(explorer.explorer_count_estimate, query=q))
+                estimate_ms, guess = timed(partial(explorer.explorer_count_estimate, query=q))
                 count_ms, n = timed(partial(explorer.explorer_count, query=q))
+                if not q.reads_documents:
+                    out["errors"].setdefault((kind, size), []).append(abs(guess - n) / max(n, 1))
                 results_ms, _ = timed(
                     partial(
                         explorer.explorer_results,
@@ -465,7 +498,7 @@ def report(
     )
     print("relations: " + ", ".join(f"{name} {size}" for name, size in out["relations"]))
     print()
-    print("QUERY ms: page = explorer_page (first 25, previews); estimate = planner's count;")
+    print("QUERY ms: page = explorer_page (first 25, previews); estimate = sampled count;")
     print("count = exact count; first response = explorer_results as the htmx page calls it:")
     print(f"page + exact count up to {COUNT_INLINE_MAX:,} documents, page + estimate above (the")
     print("exact count follows in its own request); text queries: page and exact count in one")
@@ -516,6 +549,15 @@ def report(
                     f"ratio {b / a:7.2f} {ratio_ok}"
                 )
     print()
+    print("estimate error |estimate - exact| / exact, p50 / p95 (signal queries):")
+    for key in sorted(out["errors"]):
+        errors = out["errors"][key]
+        print(f"  {key[0]:<19} {key[1]:>9,}: {pct(errors, 50):.1%} / {pct(errors, 95):.1%}")
+    for size in sizes:
+        built = data[size]["signal_index_s"]
+        if built is not None:
+            print(f"  signal indexes at {size:,}: 15 built in {built:.1f}s")
+    print()
     print("ranges+text count by word (document share in the sample: p50 ms per size):")
     for w, share in enumerate(WORD_SHARES):
         cells = []
@@ -562,6 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copy-docs", type=int, default=50_000)
     ap.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--keep", action="store_true", help=f"keep database {BENCH_DB}")
+    ap.add_argument(
+        "--no-signal-indexes",
+        action="store_true",
+        help="measure without the signal indexes the explorer asks for",
+    )
     ap.add_argument("--reuse", action="store_true", help=f"measure a kept {BENCH_DB} again")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]

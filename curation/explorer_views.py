@@ -13,6 +13,7 @@ from curation.explorer_forms import ExplorerForm
 from curation.htmx import HtmxHttpRequest
 from curation.models import Dataset, Signal
 from curation.services.search import search_index_dispatch
+from curation.services.signal_indexes import signal_indexes_request
 
 
 def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:
@@ -35,8 +36,13 @@ def dataset_explore(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     results = None
     if form.is_valid():
+        query = form.query(dataset_id=dataset.pk)
+        if query.indexable_signals:
+            signal_indexes_request(
+                dataset=dataset, signals=Signal.objects.filter(name__in=query.indexable_signals)
+            )
         results = explorer.explorer_results(
-            query=form.query(dataset_id=dataset.pk),
+            query=query,
             after=form.cursor,
             exact_count=not fragment or dataset.document_count <= explorer.COUNT_INLINE_MAX,
         )

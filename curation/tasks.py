@@ -72,6 +72,13 @@ def search_index_build(dataset_id: int) -> None:
     build(dataset_id=dataset_id)
 
 
+@shared_task
+def signal_index_build(dataset_id: int, signal_id: int) -> None:
+    from curation.services.signal_indexes import signal_index_build as build
+
+    build(dataset_id=dataset_id, signal_id=signal_id)
+
+
 @worker_ready.connect
 def _resume_after_restart(**_: Any) -> None:
     """A killed worker's imports hold a lease; queue them to run once it expires."""

@@ -154,3 +154,11 @@ class ExplorerQuery:
     @property
     def reads_documents(self) -> bool:
         return self.meta is not None or bool(self.text)
+
+    @property
+    def indexable_signals(self) -> tuple[str, ...]:
+        """Names of the signals filtered by range or value, or sorted by (index candidates)."""
+        names = [p.signal.name for p in self.ranges] + [e.signal.name for e in self.equals]
+        if self.sort.signal is not None:
+            names.append(self.sort.signal.name)
+        return tuple(dict.fromkeys(names))

@@ -357,7 +357,16 @@ def explorer_count(*, query: ExplorerQuery) -> int:
 
 
 def explorer_count_estimate(*, query: ExplorerQuery) -> int:
-    """The planner's estimate of ``explorer_count`` (a millisecond at any size; can be far off)."""
+    """An estimate of ``explorer_count`` that costs the same at any size.
+
+    Signal filters count a fixed-size block sample of the partition (``estimate.py``);
+    other queries take the planner's estimate (a millisecond; can be far off).
+    """
+    from curation.explorer.estimate import sampled_count
+
+    sampled = sampled_count(query=query)
+    if sampled is not None:
+        return sampled.estimate
     statement, params = estimate_sql(query)
     plan = _execute(statement, params, query=query)[0][0]
     if isinstance(plan, str):  # Django hands json to raw cursors as text

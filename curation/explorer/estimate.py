@@ -1,0 +1,110 @@
+"""The explorer's first-response count on a big dataset: a block sample, not the planner.
+
+The exact count of a signal filter scans the dataset's whole signal partition
+(~110-160 ms at 1M documents), so on a big dataset the page shows an estimate
+first and fetches the exact count in a second request. The planner's row
+estimate is free but can be off by orders of magnitude for correlated or narrow
+ranges. Counting the matches in a fixed-size ``TABLESAMPLE SYSTEM`` sample of the
+partition costs the same at 1M documents as at 10k (about ``SAMPLE_ROWS`` rows
+read) and is unbiased: matches in the sample / rows in the sample x rows in the
+partition. ``REPEATABLE`` fixes the sample, so the same filter shows the same
+estimate on every request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from psycopg import sql
+
+from curation.explorer.filters import ExplorerQuery
+from curation.services.signals import partition_name
+
+# Rows a sample reads; the relative error of the estimate is about
+# sqrt((1 - f) / (SAMPLE_ROWS * f)) for a filter that keeps a fraction f.
+SAMPLE_ROWS = 20_000
+SAMPLE_SEED = 7
+# A sample with fewer matches than this is not trusted (relative error above ~20 %): such a
+# selective filter is counted exactly instead, which its signal indexes make cheap.
+EXACT_BELOW_MATCHES = 20
+
+
+@dataclass(frozen=True)
+class SampledCount:
+    """``estimate`` of the matching documents from ``matched`` of ``sampled`` rows read."""
+
+    estimate: int
+    matched: int
+    sampled: int
+    exact: bool
+
+
+def _partition_rows(dataset_id: int) -> float:
+    """The planner's row count of the dataset's signal partition (-1: never analyzed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = %s AND relkind = 'r'",
+            [partition_name(dataset_id)],
+        )
+        row = cursor.fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def sampled_count_sql(query: ExplorerQuery, *, percent: float) -> tuple[sql.Composed, list[Any]]:
+    """(matches, rows) in a ``percent`` block sample of the partition; signal queries only."""
+    from curation.explorer.query import _and, _from
+
+    if query.reads_documents or not query.reads_signals:
+        raise ValueError("a sampled count is for queries over signals alone")
+    src = _from(query, for_sort=False)
+    statement = sql.SQL(
+        "SELECT count(*) FILTER (WHERE {where}), count(*) "
+        "FROM {partition} s TABLESAMPLE SYSTEM ({percent}) REPEATABLE ({seed})"
+    ).format(
+        where=_and(src.where),
+        partition=sql.Identifier(partition_name(query.dataset_id)),
+        percent=sql.Literal(float(percent)),
+        seed=sql.Literal(SAMPLE_SEED),
+    )
+    return statement, src.params
+
+
+def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCount | None:
+    """Estimate the matches of a signal query from a block sample of about ``rows`` rows
+    (default ``SAMPLE_ROWS``).
+
+    Returns None when the query does not qualify (it reads documents, or has no signal
+    predicate) or the partition was never analyzed; an exact count when the partition
+    holds no more than twice ``rows`` (the sample would not save anything) or the sample
+    holds fewer than ``EXACT_BELOW_MATCHES`` matches.
+    """
+    if query.reads_documents or not query.reads_signals:
+        return None
+    rows = SAMPLE_ROWS if rows is None else rows
+    total = _partition_rows(query.dataset_id)
+    if total < 0:
+        return None
+    if total <= 2 * rows:
+        from curation.explorer.query import explorer_count
+
+        n = explorer_count(query=query)
+        return SampledCount(estimate=n, matched=n, sampled=int(total), exact=True)
+    statement, params = sampled_count_sql(query, percent=min(100.0, 100.0 * rows / total))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement.as_string(cursor.connection), params)
+        matched, sampled = cursor.fetchone()
+    if not sampled:
+        return None
+    if matched < EXACT_BELOW_MATCHES:
+        # Few matches: the relative error would be large, and a selective filter is what
+        # the signal indexes count cheaply (a bitmap of its matches).
+        from curation.explorer.query import explorer_count
+
+        n = explorer_count(query=query)
+        return SampledCount(estimate=n, matched=int(matched), sampled=int(sampled), exact=True)
+    estimate = round(matched / sampled * total)
+    return SampledCount(
+        estimate=int(estimate), matched=int(matched), sampled=int(sampled), exact=False
+    )

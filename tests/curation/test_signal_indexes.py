@@ -1,0 +1,204 @@
+"""Signal indexes built on use, and the explorer's sampled count on big datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+
+from curation import explorer
+from curation.explorer import Equals, ExplorerQuery, Range, SignalColumn
+from curation.explorer.estimate import sampled_count
+from curation.models import Dataset, Document, Signal
+from curation.services import signal_indexes
+from curation.services.datasets import dataset_delete, dataset_recount
+from curation.services.signal_indexes import (
+    signal_index_build,
+    signal_index_name,
+    signal_indexes_request,
+    signal_indexes_state,
+)
+from curation.services.signals import partition_name, signal_define, signal_rows_write
+from tests.conftest import wait_for
+from tests.curation.factories import UserFactory, make_dataset
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def corpus(n: int, seed: int = 0) -> tuple[Dataset, Signal, Signal]:
+    """``n`` documents with a uniform ``quality`` in [0, 1) and a ``lang`` (en 70 %, de 30 %)."""
+    dataset = make_dataset(f"ix-{n}-{seed}")
+    docs = Document.objects.bulk_create(
+        Document(
+            dataset=dataset,
+            external_id=str(i),
+            text=f"doc {i}",
+            content_hash=i,
+            char_count=5,
+            word_count=2,
+            line_count=1,
+        )
+        for i in range(n)
+    )
+    dataset_recount(dataset=dataset)
+    quality = signal_define(name="quality", step="test", step_version="1", dtype="float")
+    lang = signal_define(name="lang", step="test", step_version="1", dtype="text")
+    rng = np.random.default_rng(seed)
+    values = rng.random(n)
+    signal_rows_write(
+        dataset_id=dataset.pk,
+        signals=[quality, lang],
+        rows=[
+            (d.pk, float(v), "en" if v * 10 % 1 < 0.7 else "de")
+            for d, v in zip(docs, values, strict=True)
+        ],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {partition_name(dataset.pk)}")
+    return dataset, quality, lang
+
+
+def query(dataset: Dataset, quality: Signal, lang: Signal, lo: float, hi: float) -> ExplorerQuery:
+    return ExplorerQuery(
+        dataset_id=dataset.pk,
+        ranges=(Range(signal=SignalColumn.of(quality), lo=lo, hi=hi),),
+        equals=(Equals(signal=SignalColumn.of(lang), value="en"),),
+    )
+
+
+def plan(q: ExplorerQuery) -> str:
+    statement, params = explorer.page_sql(q)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            cursor.execute("EXPLAIN " + statement.as_string(cursor.connection), params)
+            return "\n".join(r[0] for r in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+
+
+def test_an_index_is_built_once_used_by_the_planner_and_goes_with_its_dataset() -> None:
+    from curation.tasks import signal_index_build as task
+
+    dataset, quality, lang = corpus(400)
+    q = query(dataset, quality, lang, 0.1, 0.2)
+    before = [r.id for r in explorer.explorer_page(query=q, size=500).rows]
+    name = signal_index_name(dataset_id=dataset.pk, signal_id=quality.pk)
+    assert name not in plan(q)
+    assert signal_indexes_state(dataset_id=dataset.pk) == {}
+
+    task(dataset.pk, quality.pk)  # the task calls the service
+    assert signal_indexes_state(dataset_id=dataset.pk) == {quality.pk: True}
+    assert signal_index_build(dataset_id=dataset.pk, signal_id=quality.pk) is False  # idempotent
+    assert name in plan(q)
+    assert [r.id for r in explorer.explorer_page(query=q, size=500).rows] == before
+    assert explorer.explorer_count(query=q) == len(before) > 0
+
+    dataset_id = dataset.pk
+    dataset_delete(dataset=dataset)
+    assert signal_indexes_state(dataset_id=dataset_id) == {}
+    # A build queued before the delete does nothing.
+    assert signal_index_build(dataset_id=dataset_id, signal_id=quality.pk) is False
+
+
+def test_a_killed_build_is_dropped_and_rebuilt() -> None:
+    dataset, quality, _ = corpus(50)
+    name = signal_index_name(dataset_id=dataset.pk, signal_id=quality.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX {name} ON {partition_name(dataset.pk)} ({quality.column_name})"
+        )
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind: an invalid index.
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [name]
+        )
+    assert signal_indexes_state(dataset_id=dataset.pk) == {quality.pk: False}
+    assert signal_index_build(dataset_id=dataset.pk, signal_id=quality.pk) is True
+    assert signal_indexes_state(dataset_id=dataset.pk) == {quality.pk: True}
+
+
+def test_json_signals_get_no_index() -> None:
+    from curation.errors import PermanentError
+
+    dataset, _, _ = corpus(10)
+    spans = signal_define(name="spans", step="test", step_version="1", dtype="json")
+    with pytest.raises(PermanentError, match="cannot have a B-tree index"):
+        signal_index_build(dataset_id=dataset.pk, signal_id=spans.pk)
+    Dataset.objects.filter(pk=dataset.pk).update(document_count=10**6)
+    dataset.refresh_from_db()
+    cache.clear()
+    assert signal_indexes_request(dataset=dataset, signals=[spans]) == []
+
+
+def test_the_explorer_asks_for_indexes_on_big_datasets_and_a_worker_builds_them(
+    start_worker: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, quality, lang = corpus(300)
+    cache.clear()
+    user = UserFactory.create()
+    client = Client()
+    client.force_login(user)
+    url = f"/datasets/{dataset.slug}/explore/"
+    params = {"min.quality": "0.5", "eq.lang": "en"}
+
+    # A small dataset scans fast enough: no index is asked for.
+    assert client.get(url, params).status_code == 200
+    assert signal_indexes_state(dataset_id=dataset.pk) == {}
+
+    start_worker()
+    monkeypatch.setattr(signal_indexes, "INDEX_MIN_DOCUMENTS", 100)
+    response = client.get(url, params)
+    assert response.status_code == 200
+    wait_for(
+        lambda: signal_indexes_state(dataset_id=dataset.pk) == {quality.pk: True, lang.pk: True}
+    )
+    # Asked once: the next page view queues nothing more.
+    assert signal_indexes_request(dataset=dataset, signals=[quality, lang]) == []
+
+
+def test_sampled_count_is_close_repeatable_and_exact_on_small_partitions() -> None:
+    dataset, quality, lang = corpus(6000, seed=3)
+    wide = query(dataset, quality, lang, 0.2, 0.8)
+    exact = explorer.explorer_count(query=wide)
+
+    small = sampled_count(query=wide)  # 6,000 rows <= 2 x SAMPLE_ROWS: counted exactly
+    assert small is not None and small.exact and small.estimate == exact
+
+    sampled = sampled_count(query=wide, rows=1500)
+    assert sampled is not None and not sampled.exact
+    assert 0 < sampled.sampled < 6000
+    # ~1,500 rows read, a filter keeping ~42 %: relative error ~3 %; allow 20 %.
+    assert abs(sampled.estimate - exact) <= 0.2 * exact
+    assert sampled_count(query=wide, rows=1500) == sampled  # REPEATABLE: the same sample
+
+    # Queries over documents, or with no signal predicate, are not sampled.
+    text = ExplorerQuery(dataset_id=dataset.pk, text="doc")
+    assert sampled_count(query=text) is None
+    assert sampled_count(query=ExplorerQuery(dataset_id=dataset.pk)) is None
+
+
+def test_the_estimate_on_a_big_dataset_comes_from_the_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from curation.explorer import estimate
+
+    dataset, quality, lang = corpus(3000, seed=4)
+    monkeypatch.setattr(estimate, "SAMPLE_ROWS", 600)
+    q = query(dataset, quality, lang, 0.0, 0.5)
+    exact = explorer.explorer_count(query=q)
+    guess = explorer.explorer_count_estimate(query=q)
+    assert guess == sampled_count(query=q, rows=600).estimate  # type: ignore[union-attr]
+    assert abs(guess - exact) <= 0.25 * exact
+
+
+def test_a_selective_filter_is_counted_exactly_rather_than_guessed() -> None:
+    dataset, quality, lang = corpus(6000, seed=5)
+    narrow = query(dataset, quality, lang, 0.5, 0.503)  # ~13 documents: ~3 in the sample
+    counted = sampled_count(query=narrow, rows=1500)
+    assert counted is not None and counted.exact
+    assert counted.matched < 20 and counted.estimate == explorer.explorer_count(query=narrow)
