@@ -5,7 +5,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from annotate.models import Annotation, AnnotationProject, Assignment, ProjectMember, Question
+from annotate.models import (
+    Annotation,
+    AnnotationProject,
+    Assignment,
+    FinalAnswer,
+    ProjectMember,
+    Question,
+)
 
 
 class QuestionInline(admin.TabularInline):
@@ -51,3 +58,20 @@ class AnnotationAdmin(admin.ModelAdmin):
     list_filter = ["draft"]
     raw_id_fields = ["item", "user", "question"]
     show_full_result_count = False
+
+
+@admin.register(FinalAnswer)
+class FinalAnswerAdmin(admin.ModelAdmin):
+    """Final answers are decided on the review pages (services.review); here they are read."""
+
+    list_display = ["id", "project", "item", "question", "source", "reviewer", "decided_at"]
+    list_filter = ["source"]
+    raw_id_fields = ["project", "item", "question", "reviewer"]
+    list_select_related = ["project", "question", "reviewer"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

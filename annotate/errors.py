@@ -28,3 +28,8 @@ class AnnotationInvalidError(AnnotateError):
 class AssignmentClosedError(AnnotateError):
     """The assignment is no longer open (submitted, skipped, or its lease expired and the
     item went to someone else): take the next item."""
+
+
+class ReviewError(AnnotateError):
+    """A review decision cannot be recorded as asked (an answer that is not the item's,
+    a question of another project): the message names it."""

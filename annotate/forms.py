@@ -7,10 +7,11 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from annotate.errors import QuestionConfigError
-from annotate.models import ProjectMember, Question
+from annotate.models import AnnotationProject, ProjectMember, Question
+from annotate.services.item_sources import SOURCE_CHOICES
 from annotate.services.items import Sample
 from annotate.services.projects import questions_clean
-from curation.models import Dataset, Signal
+from curation.models import Dataset, RecipeVersion, Signal
 
 EXAMPLE_QUESTIONS = """[
   {"key": "quality", "kind": "single_label", "prompt": "Is this good training text?",
@@ -50,18 +51,41 @@ class ProjectForm(forms.Form):
 
 
 class ItemsAddForm(forms.Form):
-    sample = forms.ChoiceField(choices=Sample.choices, initial=Sample.ALL)
-    n = forms.IntegerField(min_value=1, required=False, help_text="How many (random, stratified).")
+    sample = forms.ChoiceField(choices=SOURCE_CHOICES, initial=Sample.ALL)
+    n = forms.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="How many (random, stratified, borderline; optional for a band or a recipe).",
+    )
     seed = forms.IntegerField(initial=0, required=False)
     signal = forms.ModelChoiceField(
         queryset=Signal.objects.filter(dtype__in=[Signal.Dtype.FLOAT, Signal.Dtype.INT]),
         required=False,
         to_field_name="name",
-        help_text="Numeric signal for stratified and band samples.",
+        help_text="Numeric signal for stratified, band and borderline samples.",
     )
     bins = forms.IntegerField(min_value=1, max_value=1000, initial=10, required=False)
     lo = forms.FloatField(required=False)
     hi = forms.FloatField(required=False)
+    threshold = forms.FloatField(
+        required=False, help_text="Borderline: the n documents nearest this value (e.g. 0.5)."
+    )
+    recipe_version = forms.ModelChoiceField(
+        queryset=RecipeVersion.objects.none(),
+        required=False,
+        help_text="Recipe slice: the documents this saved version keeps.",
+    )
+
+    def __init__(self, *args: Any, project: AnnotationProject | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if project is not None:
+            field = self.fields["recipe_version"]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = (
+                RecipeVersion.objects.filter(recipe__dataset_id=project.dataset_id)
+                .select_related("recipe")
+                .order_by("recipe__name", "-version")
+            )
 
     def options(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -73,6 +97,8 @@ class ItemsAddForm(forms.Form):
             "bins": data["bins"] or 10,
             "lo": data["lo"],
             "hi": data["hi"],
+            "threshold": data["threshold"],
+            "recipe_version": data["recipe_version"],
         }
 
 
@@ -152,3 +178,12 @@ def _json_list(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return "not JSON"
+
+
+class AnswerSignalsForm(forms.Form):
+    include_agreed = forms.BooleanField(
+        required=False,
+        label="Also unanimous answers",
+        help_text="Items without a final answer whose annotators (at least k, and two) all "
+        "answered alike; the signals' descriptions record it.",
+    )

@@ -141,6 +141,25 @@ class Item(models.Model):
     submitted_count = models.PositiveIntegerField(
         default=0, help_text="Annotators who submitted; recomputed, never incremented."
     )
+    disagreement = models.BooleanField(
+        default=False,
+        help_text="Submitted answers differ on some question; recomputed with the status.",
+    )
+    reviewed = models.BooleanField(
+        default=False,
+        help_text="Every question has a final answer; recomputed when one is recorded.",
+    )
+    review_leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="review_leases",
+        help_text="The reviewer who has the item open (see review_leased_until).",
+    )
+    review_leased_until = models.DateTimeField(
+        null=True, blank=True, help_text="Until when the item is held for that reviewer."
+    )
 
     class Meta:
         constraints = [
@@ -158,6 +177,20 @@ class Item(models.Model):
                 condition=Q(status__in=["pending", "partial"]),
             ),
             models.Index(fields=["project", "status"], name="item_status_idx"),
+            # The review queue: complete items still lacking a final answer, in item
+            # order, or disagreements first (or only). The queries order by the constant
+            # flag too (reviewed, id): the primary key cannot give that order, so the
+            # planner does not walk it past the reviewed items, which gather at low ids.
+            models.Index(
+                fields=["project", "reviewed", "id"],
+                name="item_review_idx",
+                condition=Q(status="complete", reviewed=False),
+            ),
+            models.Index(
+                fields=["project", "-disagreement", "id"],
+                name="item_review_disagree_idx",
+                condition=Q(status="complete", reviewed=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -232,3 +265,76 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question_id} on item {self.item_id} by {self.user_id}"
+
+
+class FinalAnswer(models.Model):
+    """The reviewed answer to one question of an item, kept apart from the raw annotations.
+
+    Written by a reviewer who accepts an annotator's answer, corrects it or adjudicates a
+    disagreement; raw ``Annotation`` rows are never changed by review. Final answers are
+    what becomes signals on documents, training labels and exported annotation columns.
+    """
+
+    class Source(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted as annotated"
+        CORRECTED = "corrected", "Corrected by the reviewer"
+        ADJUDICATED = "adjudicated", "Adjudicated between disagreeing annotators"
+
+    project = models.ForeignKey(
+        AnnotationProject, on_delete=models.CASCADE, related_name="final_answers"
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="final_answers")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="final_answers")
+    values = models.JSONField(help_text="The answer, in the same shape as Annotation.values.")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="final_answers",
+    )
+    note = models.TextField(blank=True, help_text="Why the reviewer decided so (optional).")
+    decided_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "question"], name="finalanswer_unique")
+        ]
+        indexes = [models.Index(fields=["project", "question"], name="finalanswer_project_idx")]
+
+    def __str__(self) -> str:
+        return f"final {self.question_id} on item {self.item_id} ({self.source})"
+
+
+class Suggestion(models.Model):
+    """A pre-annotation from a model or a rule, shown to annotators (accepted with one key)."""
+
+    class Origin(models.TextChoices):
+        CLASSIFIER = "classifier", "Classifier score"
+        SIGNAL_RULE = "signal_rule", "Signal rule"
+        JUDGE = "judge", "LLM judge"
+
+    project = models.ForeignKey(
+        AnnotationProject, on_delete=models.CASCADE, related_name="suggestions"
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="suggestions")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="suggestions")
+    origin = models.CharField(max_length=12, choices=Origin.choices)
+    source = models.CharField(
+        max_length=200, help_text="What made it, e.g. 'qc_quality >= 0.5' or a judge's name."
+    )
+    values = models.JSONField(help_text="The suggested answer, shaped as Annotation.values.")
+    score = models.FloatField(null=True, blank=True, help_text="The model's score, if any.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "question", "source"], name="suggestion_unique_source"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "question"], name="suggestion_project_idx")]
+
+    def __str__(self) -> str:
+        return f"suggestion {self.question_id} on item {self.item_id} from {self.source}"

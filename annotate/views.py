@@ -16,9 +16,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate import selectors
+from annotate import answer_selectors, model_selectors, review_selectors, selectors
 from annotate.errors import AnnotateError, AnnotationInvalidError
-from annotate.forms import AnswerForm, ItemsAddForm, MemberForm, ProjectForm
+from annotate.forms import AnswerForm, AnswerSignalsForm, ItemsAddForm, MemberForm, ProjectForm
 from annotate.models import AnnotationProject, Assignment, ProjectMember
 from annotate.services.annotations import annotation_save_draft, annotation_submit
 from annotate.services.assignments import (
@@ -26,8 +26,9 @@ from annotate.services.assignments import (
     assignment_reopen_last,
     assignment_skip,
 )
-from annotate.services.items import items_add_from_dataset
+from annotate.services.item_sources import items_add
 from annotate.services.projects import member_set, project_create
+from annotate.source_forms import PairsAddForm, SuggestionsForm
 from curation.htmx import HtmxHttpRequest
 
 MANAGE: set[str] = {ProjectMember.Role.CURATOR, selectors.ADMIN}
@@ -90,11 +91,17 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "progress": selectors.project_progress(project=project),
+        "review": review_selectors.review_counts(project=project),
         "members": selectors.project_members(project=project),
         "questions": project.questions.order_by("order", "id"),
-        "items_form": ItemsAddForm(),
+        "items_form": ItemsAddForm(project=project),
+        "pairs_form": PairsAddForm(),
+        "suggestions_form": SuggestionsForm(project=project),
+        "suggestion_sources": model_selectors.suggestion_sources(project=project),
         "member_form": MemberForm(),
         "guidelines": selectors.guidelines_html(project=project),
+        "outputs": answer_selectors.answer_outputs(project=project),
+        "signals_form": AnswerSignalsForm(),
     }
     return render(request, "annotate/project_detail.html", context)
 
@@ -102,22 +109,24 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug, MANAGE)
-    dashboard = selectors.project_agreement(project=project)
-    return render(
-        request, "annotate/project_dashboard.html", {"project": project, "dashboard": dashboard}
-    )
+    context = {
+        "project": project,
+        "dashboard": selectors.project_agreement(project=project),
+        "model_rows": model_selectors.model_agreement(project=project),
+    }
+    return render(request, "annotate/project_dashboard.html", context)
 
 
 @login_required
 @require_POST
 def project_items_add(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug, MANAGE)
-    form = ItemsAddForm(request.POST)
+    form = ItemsAddForm(request.POST, project=project)
     if not form.is_valid():
         messages.error(request, f"Items not added: {form.errors.as_text()}")
         return redirect(project)
     try:
-        added = items_add_from_dataset(project=project, **form.options())
+        added = items_add(project=project, **form.options())
     except AnnotateError as exc:
         messages.error(request, f"Items not added: {exc}")
     else:
@@ -190,6 +199,9 @@ def _render_assignment(
         "progress": selectors.annotator_progress(project=page.project, user=_user(request)),
         "guidelines": selectors.guidelines_html(project=page.project),
         "has_spans": any(q.kind == "spans" for q in page.questions),
+        "suggestions": model_selectors.item_suggestions(
+            item_id=assignment.item_id, questions=[qv.question for qv in page.questions]
+        ),
     }
     return render(request, "annotate/assignment.html", context, status=400 if errors else 200)
 

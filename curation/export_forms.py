@@ -10,6 +10,7 @@ from curation.export_selectors import dataset_recipe_versions, export_comparable
 from curation.models import Dataset, ExportSnapshot, RecipeVersion
 from curation.services.exports import ExportOptions
 from curation.services.exports.options import BASE_COLUMNS, MB
+from curation.services.signals import ANNOTATION_SIGNAL_PREFIX
 
 COMPRESSIONS = [
     ("", "Default: zstd for Parquet, gzip for JSONL"),
@@ -38,6 +39,11 @@ class ExportForm(forms.Form):
     )
     signals = forms.MultipleChoiceField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple
+    )
+    annotations = forms.BooleanField(
+        required=False,
+        label="Annotation columns",
+        help_text="Every annotation project's final answers on this dataset (its ann_* signals).",
     )
     dedup_groups = forms.BooleanField(
         required=False, label="Duplicate group id per dedup method (exact, MinHash, semantic)"
@@ -68,17 +74,26 @@ class ExportForm(forms.Form):
         versions.queryset = dataset_recipe_versions(dataset=dataset)
         signal_field: Any = self.fields["signals"]
         signal_field.choices = [(s, s) for s in signals]
+        self.annotation_signals = [s for s in signals if s.startswith(ANNOTATION_SIGNAL_PREFIX)]
+        if not self.annotation_signals:
+            annotations: Any = self.fields["annotations"]
+            annotations.disabled = True
+            annotations.help_text = (
+                "No annotation answers on this dataset yet: write a project's final answers "
+                "as signals from its page first."
+            )
         if not hub:
             del self.fields["hub_repo"]
 
     def export_args(self) -> dict[str, Any]:
         data = self.cleaned_data
+        annotations = self.annotation_signals if data.get("annotations") else []
         return {
             "fmt": data["format"],
             "recipe_version": data["recipe_version"],
             "options": ExportOptions(
                 columns=tuple(data["columns"]),
-                signals=tuple(data["signals"]),
+                signals=tuple(dict.fromkeys([*data["signals"], *annotations])),
                 dedup_groups=data["dedup_groups"],
                 redact_pii=data["redact_pii"],
                 shard_rows=data["shard_rows"],

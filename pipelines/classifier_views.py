@@ -36,8 +36,12 @@ def _get_classifier_for_user(request: HttpRequest, pk: int) -> QualityClassifier
 def classifier_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = _get_dataset_for_user(request, dataset_id)
     models = selectors.classifier_embedding_models(dataset_id=dataset.pk)
+    # A GET may prefill the form (an annotation project links here with its labels).
     form = ClassifierTrainForm(
-        request.POST or None, embedding_models=models, signals=selectors.label_signals()
+        request.POST or None,
+        initial=request.GET.dict(),
+        embedding_models=models,
+        signals=selectors.label_signals(),
     )
     if request.method == "POST" and form.is_valid():
         try:

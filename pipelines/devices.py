@@ -98,7 +98,8 @@ def resolve_model_path(name: str) -> str:
 
 _T = TypeVar("_T")
 _CACHE: dict[tuple[Any, ...], Any] = {}
-_LOCK = threading.Lock()
+# Re-entrant: a factory may itself call load_once (a backend loading its model).
+_LOCK = threading.RLock()
 
 
 def load_once(key: tuple[Any, ...], factory: Callable[[], _T]) -> _T:

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from curation.models import Dataset
 from pipelines.models import Pipeline, PipelineRun, PipelineSchedule, RunBatch
 
 
@@ -126,3 +127,16 @@ def schedule_list(*, pipeline: Pipeline | None = None) -> list[ScheduleRow]:
         )
         for s in qs
     ]
+
+
+def run_targets(*, run: PipelineRun) -> list[Dataset]:
+    """The datasets the run's generator steps write to (those that exist), in step order."""
+    from pipelines.services.derived import target_name
+
+    names = [
+        target_name(spec=spec, dataset=run.dataset)
+        for spec in run.definition
+        if spec.get("level") == "derive"
+    ]
+    found = {d.name: d for d in Dataset.objects.filter(name__in=names)}
+    return [found[name] for name in names if name in found]

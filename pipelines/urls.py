@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pipelines import classifier_views, views
+from pipelines import classifier_views, synth_views, views
 
 urlpatterns = [
     path("pipelines/", views.pipeline_list, name="pipeline_list"),
+    path("pipelines/generate/preview/", synth_views.generation_preview, name="generation_preview"),
+    path("pipelines/generate/add/", synth_views.generation_add, name="generation_add"),
     path("pipelines/<slug:slug>/", views.pipeline_detail, name="pipeline_detail"),
     path("pipelines/<slug:slug>/edit/", views.pipeline_edit, name="pipeline_edit"),
     path("pipelines/<slug:slug>/schedules/", views.schedule_add, name="schedule_add"),

@@ -142,6 +142,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "steps": selectors.run_progress(run=run),
         "failures": selectors.run_failures(run=run),
+        "targets": selectors.run_targets(run=run),
     }
     if request.htmx:
         response = render(request, "pipelines/run_detail.html#progress", context)

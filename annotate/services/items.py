@@ -12,7 +12,7 @@ from django.db import connection, models, transaction
 from psycopg import sql
 
 from annotate.errors import ProjectError
-from annotate.models import AnnotationProject
+from annotate.models import AnnotationProject, Item
 from curation.models import Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
 
@@ -36,6 +36,32 @@ class Sample(models.TextChoices):
 class ItemsAdded:
     added: int
     seconds: float
+
+
+def item_insert_sql(*, project: AnnotationProject, picked: sql.Composable) -> sql.Composable:
+    """``INSERT INTO annotate_item ... SELECT`` of the rows of ``picked`` (columns a, b).
+
+    ``a`` is the document (text A), ``b`` the second document or NULL; every other
+    column gets its model default, read from ``Item``, so a field added to the model
+    with a default needs no change here. Rows already in the project are skipped.
+    """
+    columns: list[sql.Composable] = []
+    values: list[sql.Composable] = []
+    for item_field in Item._meta.concrete_fields:
+        if item_field.column in ("id", "project_id", "document_id", "second_document_id"):
+            continue
+        if item_field.has_default() and not callable(item_field.default):
+            columns.append(sql.Identifier(str(item_field.column)))
+            values.append(sql.Literal(item_field.get_default()))
+    return sql.SQL(
+        "INSERT INTO annotate_item (project_id, document_id, second_document_id, {columns}) "
+        "SELECT {project}, a, b, {values} FROM ({picked}) p ON CONFLICT DO NOTHING"
+    ).format(
+        columns=sql.SQL(", ").join(columns),
+        project=sql.Literal(int(project.pk)),
+        values=sql.SQL(", ").join(values),
+        picked=picked,
+    )
 
 
 def _after_add(project: AnnotationProject, rows: int) -> None:
@@ -139,13 +165,13 @@ def items_add_from_dataset(
             "  FROM pool) r"
             ") ranked ORDER BY rank, h LIMIT %(n)s"
         ).format(shuffled=shuffled)
-    statement = sql.SQL(
-        "WITH pool AS MATERIALIZED ({pool}) "
-        "INSERT INTO annotate_item (project_id, document_id, second_document_id, status, "
-        "submitted_count) "
-        "SELECT %(project)s, document_id, NULL, 'pending', 0 FROM ({picked}) p "
-        "ON CONFLICT DO NOTHING"
-    ).format(pool=pool, picked=picked)
+    statement = sql.SQL("WITH pool AS MATERIALIZED ({pool}) {insert}").format(
+        pool=pool,
+        insert=item_insert_sql(
+            project=project,
+            picked=sql.SQL("SELECT document_id AS a, NULL::bigint AS b FROM ({}) q").format(picked),
+        ),
+    )
     with connection.cursor() as cursor:
         cursor.execute(statement.as_string(cursor.connection), params)
         added = cursor.rowcount
@@ -180,12 +206,11 @@ def items_add_pairs(*, project: AnnotationProject, pairs: Sequence[tuple[int, in
             raise ProjectError(
                 f"pair ({bad[0]}, {bad[1]}): both documents must be in dataset {project.dataset_id}"
             )
-        cursor.execute(
-            "INSERT INTO annotate_item (project_id, document_id, second_document_id, status, "
-            "submitted_count) SELECT %s, a, b, 'pending', 0 "
-            "FROM unnest(%s::bigint[], %s::bigint[]) AS p(a, b) ON CONFLICT DO NOTHING",
-            [project.pk, firsts, seconds_],
+        statement = item_insert_sql(
+            project=project,
+            picked=sql.SQL("SELECT a, b FROM unnest(%s::bigint[], %s::bigint[]) AS u(a, b)"),
         )
+        cursor.execute(statement.as_string(cursor.connection), [firsts, seconds_])
         added = cursor.rowcount
     _after_add(project, added)
     return ItemsAdded(added=added, seconds=time.perf_counter() - started)
@@ -198,25 +223,31 @@ def item_lock(*, item_id: int) -> None:
 
 
 _RECOMPUTE = """
-UPDATE annotate_item i SET submitted_count = c.n, status = c.status
+UPDATE annotate_item i SET submitted_count = c.n, status = c.status, disagreement = c.disagree
 FROM (
-    SELECT x.id, x.n,
+    SELECT x.id, x.n, x.disagree,
            CASE WHEN x.n >= x.k THEN 'complete' WHEN x.n > 0 THEN 'partial' ELSE 'pending' END
            AS status
     FROM (
         SELECT i2.id, p.k,
                (SELECT count(DISTINCT a.user_id) FROM annotate_annotation a
-                WHERE a.item_id = i2.id AND NOT a.draft) AS n
+                WHERE a.item_id = i2.id AND NOT a.draft) AS n,
+               -- Answers are normalized when validated, so equal answers are equal JSON.
+               EXISTS (SELECT 1 FROM annotate_annotation a
+                       WHERE a.item_id = i2.id AND NOT a.draft
+                       GROUP BY a.question_id HAVING count(DISTINCT a."values") > 1) AS disagree
         FROM annotate_item i2 JOIN annotate_annotationproject p ON p.id = i2.project_id
         WHERE {where}
     ) x
 ) c
-WHERE i.id = c.id AND (i.submitted_count, i.status) IS DISTINCT FROM (c.n, c.status)
+WHERE i.id = c.id
+  AND (i.submitted_count, i.status, i.disagreement) IS DISTINCT FROM (c.n, c.status, c.disagree)
 """
 
 
 def item_status_recompute(*, item_id: int) -> None:
-    """Set the item's submitted count and status from its submitted annotations."""
+    """Set the item's submitted count, status and disagreement flag from its submitted
+    annotations (the flag: some question has two different submitted answers)."""
     with connection.cursor() as cursor:
         cursor.execute(_RECOMPUTE.format(where="i2.id = %s"), [item_id])
 

@@ -30,6 +30,9 @@ SQL_TYPES = {
     Signal.Dtype.JSON: "jsonb",
 }
 TABLE = "curation_signal_row"
+# Signals named ann_* hold the final answers of annotation projects (the annotate app writes
+# them); exports offer them together as "annotation columns".
+ANNOTATION_SIGNAL_PREFIX = "ann_"
 
 
 def partition_name(dataset_id: int) -> str:

@@ -41,7 +41,14 @@ from curation.workers import worker_name
 from pipelines.errors import BatchLeaseLostError, PipelineDefinitionError
 from pipelines.models import Pipeline, PipelineRun, RunBatch
 from pipelines.services.definitions import definition_snapshot, step_from_spec
+from pipelines.services.derived import (
+    derive_batch,
+    derived_targets_ensure,
+    derived_targets_finish,
+    derived_write,
+)
 from pipelines.steps.base import Document, Step
+from pipelines.steps.derive import DerivedRecord, DeriveStep
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,7 @@ def run_create(
         created_by=user if user is not None and user.is_authenticated else None,
         trigger=trigger,
     )
+    derived_targets_ensure(run=run)
     ranges = document_ranges(dataset_id=dataset.pk, size=pipeline.batch_size)
     RunBatch.objects.bulk_create(
         RunBatch(
@@ -241,10 +249,17 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
         .values_list("id", "text", "meta")
     ]
     columns: list[list[Any]] = []
+    derived: list[tuple[dict[str, Any], list[DerivedRecord]]] = []
     for offset, spec in enumerate(specs):
         step = _step(orjson.dumps({"step": spec["step"], "params": spec["params"]}))
         try:
             _store_vectors(run.dataset_id, step, documents)
+            if isinstance(step, DeriveStep):
+                # A generator's records are written with the batch's values (see derived.py).
+                derivation = derive_batch(run=run, step=step, documents=documents)
+                columns.extend(_columns(spec, documents, derivation.values))
+                derived.append((spec, derivation.records))
+                continue
             columns.extend(_columns(spec, documents, step.run(documents)))
         except Exception as exc:  # noqa: BLE001 - any step failure is recorded on the batch
             _fail(batch, owner, run.stages[batch.stage_index][offset], step, documents, exc)
@@ -260,7 +275,7 @@ def run_batch_execute(*, batch_id: int, owner: str | None = None) -> RunBatch | 
             if columns
             else []
         )
-        _complete(batch, owner, specs, rows, time.perf_counter() - started)
+        _complete(batch, owner, specs, rows, time.perf_counter() - started, derived)
     run_finish_if_complete(run_id=run.pk)
     batch.refresh_from_db()
     return batch
@@ -354,12 +369,15 @@ def _complete(
     specs: list[dict[str, Any]],
     rows: list[tuple[Any, ...]],
     seconds: float,
+    derived: Sequence[tuple[dict[str, Any], list[DerivedRecord]]] = (),
 ) -> None:
     names = [signal["name"] for spec in specs for signal in spec["signals"]]
     by_name = {s.name: s for s in Signal.objects.filter(name__in=names)}
     signals = [by_name[name] for name in names]
     with transaction.atomic():
         signal_rows_write(signals=signals, dataset_id=batch.run.dataset_id, rows=rows)
+        for spec, records in derived:
+            derived_write(run=batch.run, spec=spec, records=records)
         done = RunBatch.objects.filter(
             pk=batch.pk, lease_owner=owner, status=RunBatch.Status.RUNNING
         ).update(
@@ -442,6 +460,8 @@ def run_finish_if_complete(*, run_id: int) -> PipelineRun:
     if finished and not failed and not connection.in_atomic_block:
         # Each batch left old row versions behind; filters scan half as many pages after.
         signal_table_compact(dataset_id=run.dataset_id)
+    if finished:
+        derived_targets_finish(run=run)
     run.refresh_from_db()
     return run
 

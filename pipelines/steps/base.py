@@ -81,8 +81,12 @@ class Step(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str] = ""
-    device: ClassVar[str] = "cpu"  # "cpu" or "gpu": the Celery queue its batches go to
-    level: ClassVar[str] = "document"  # "document" (per batch) or "corpus" (whole dataset)
+    # "cpu" or "gpu": the Celery queue its batches go to. A step whose parameters decide it
+    # (an LLM judge calling a server needs no GPU) sets it per instance in ``__init__``.
+    device: str = "cpu"
+    # "document" (per batch), "corpus" (whole dataset) or "derive" (per batch, writing new
+    # records into a derived dataset: see pipelines/steps/derive.py)
+    level: ClassVar[str] = "document"
     params: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **values: Any) -> None:

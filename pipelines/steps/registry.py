@@ -7,12 +7,16 @@ from pipelines.steps import (
     decontamination,
     dedup,
     embedding,
+    grape,
     heuristics,
+    judge,
     language,
     perplexity,
     pii,
+    robustness,
     semantic,
     similarity,
+    synth,
 )
 
 __all__ = [
@@ -20,10 +24,14 @@ __all__ = [
     "decontamination",
     "dedup",
     "embedding",
+    "grape",
     "heuristics",
+    "judge",
     "language",
     "perplexity",
     "pii",
+    "robustness",
     "semantic",
     "similarity",
+    "synth",
 ]

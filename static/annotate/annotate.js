@@ -377,6 +377,46 @@
       target.click();
     }
   }
+  /* Model suggestions: "a" fills them in (the annotator still submits). */
+  var suggestionData = document.getElementById("suggestions-data");
+  var SUGGESTED = suggestionData ? JSON.parse(suggestionData.textContent) : {};
+  function check(input) {
+    if (input && !input.checked) input.checked = true;
+  }
+  function acceptSuggestions() {
+    var filled = false;
+    questions.forEach(function (q) {
+      var values = SUGGESTED[q.dataset.key];
+      if (!values) return;
+      var name = "q-" + q.dataset.key;
+      var inputs = Array.prototype.slice.call(q.querySelectorAll("input"));
+      function byValue(field, value) {
+        return inputs.filter(function (el) {
+          return el.name === field && el.value === String(value);
+        })[0];
+      }
+      if (q.dataset.kind === "single_label" && values.label !== undefined) {
+        check(byValue(name, values.label));
+      } else if (q.dataset.kind === "multi_label" && Array.isArray(values.labels)) {
+        inputs.forEach(function (el) {
+          if (el.name === name) el.checked = values.labels.indexOf(el.value) !== -1;
+        });
+      } else if (q.dataset.kind === "rating" && values.ratings) {
+        Object.keys(values.ratings).forEach(function (attribute) {
+          check(byValue(name + "-" + attribute, values.ratings[attribute]));
+        });
+      } else if (q.dataset.kind === "pairwise" && values.choice) {
+        check(byValue(name, values.choice + ":" + (values.strength || 0)));
+      } else {
+        return;
+      }
+      filled = true;
+    });
+    if (!filled) return;
+    record();
+    changed();
+  }
+
   function press(id) {
     tick();
     var button = document.getElementById(id);
@@ -417,6 +457,8 @@
       press("back");
     } else if (e.key === "u") {
       undo();
+    } else if (e.key === "a") {
+      acceptSuggestions();
     } else if (e.key === "]") {
       activate(active + 1, true);
     } else if (e.key === "[") {

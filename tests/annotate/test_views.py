@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 XSS = "<script>alert('pwned')</script> 😀 Alice met Bob in New York."
 MANAGE = {"curator", "staff"}
 ANNOTATE = {"annotator", "curator"}
+REVIEW = {"reviewer", "curator", "staff"}
 ROLES = ("outsider", "reviewer", "annotator", "curator", "staff")
 
 
@@ -58,12 +59,21 @@ def _urls(project: AnnotationProject, assignment: Assignment) -> list[tuple[str,
         ("get", reverse("annotate:project_dashboard", args=[slug]), MANAGE),
         ("post", reverse("annotate:project_items_add", args=[slug]), MANAGE),
         ("post", reverse("annotate:project_member_add", args=[slug]), MANAGE),
+        ("post", reverse("annotate:project_pairs_add", args=[slug]), MANAGE),
+        ("post", reverse("annotate:project_suggestions_add", args=[slug]), MANAGE),
+        ("post", reverse("annotate:answer_signals", args=[slug]), MANAGE),
+        ("post", reverse("annotate:generated_accept", args=[slug]), MANAGE),
+        ("get", reverse("annotate:annotations_download", args=[slug]), MANAGE | {"reviewer"}),
         ("get", reverse("annotate:next_item", args=[slug]), ANNOTATE),
         ("post", reverse("annotate:go_back", args=[slug]), ANNOTATE),
         ("get", reverse("annotate:assignment_detail", args=[slug, pk]), ANNOTATE),
         ("post", reverse("annotate:assignment_detail", args=[slug, pk]), ANNOTATE),
         ("post", reverse("annotate:assignment_draft", args=[slug, pk]), ANNOTATE),
         ("post", reverse("annotate:assignment_skip", args=[slug, pk]), ANNOTATE),
+        ("get", reverse("annotate:review_queue", args=[slug]), REVIEW),
+        ("get", reverse("annotate:review_next", args=[slug]), REVIEW),
+        ("get", reverse("annotate:review_item", args=[slug, assignment.item_id]), REVIEW),
+        ("post", reverse("annotate:review_item", args=[slug, assignment.item_id]), REVIEW),
     ]
 
 
@@ -76,6 +86,8 @@ def test_the_role_checks_cover_every_project_url(setup: dict[str, Any]) -> None:
         args = [setup["project"].slug] + (
             [setup["assignment"].pk] if "<int:pk>" in str(route.pattern) else []
         )
+        if "<int:item_id>" in str(route.pattern):
+            args.append(setup["assignment"].item_id)
         assert reverse(f"annotate:{route.name}", args=args) in checked, route.name
 
 

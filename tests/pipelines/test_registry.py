@@ -31,7 +31,13 @@ BUILT_IN = sorted(name for name, cls in REGISTRY.items() if cls.__module__.start
 # Steps that cannot run on defaults alone get what they need here (models: see below).
 PARAMS: dict[str, dict[str, Any]] = {"decontamination": {"eval_sets": ("registry-check",)}}
 # Signal name prefixes that differ from the step's name.
-PREFIXES = {"language_id": "lang", "hf_classifier": "classifier_", "perplexity": "perplexity"}
+PREFIXES = {
+    "language_id": "lang",
+    "hf_classifier": "classifier_",
+    "perplexity": "perplexity",
+    "grape_select": "grape_",
+    "llm_judge": "judge_",
+}
 
 
 def tiny_causal_lm(path: Path) -> Path:
@@ -52,7 +58,16 @@ def tiny_causal_lm(path: Path) -> Path:
     bpe.train_from_iterator(MIXED, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2)
+    eot = tokenizer.eos_token_id  # GPT-2's own 50256 is outside this vocabulary
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=eot,
+        eos_token_id=eot,
+    )
     GPT2LMHeadModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -63,11 +78,28 @@ def _model_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from tests.pipelines.test_hf_classifier import save_tiny
 
     PARAMS["perplexity"] = {"model": str(tiny_causal_lm(tmp_path_factory.mktemp("lm")))}
+    lm = {"backend": "transformers", "model": PARAMS["perplexity"]["model"], "device": "cpu"}
+    short = {"backend": lm, "template": "{{ text }}", "max_chars": 30, "max_new_tokens": 4}
+    # Generator steps: the deterministic test backend (test_synth_transformers runs a model).
+    import tests.pipelines.scripted_backend  # noqa: F401  (registers "scripted")
+
+    generators = ("synth_instruct", "synth_qa", "synth_paraphrase", "synth_perturb")
+    scripted = {"backend": {"backend": "scripted", "model": "scripted-1"}}
+    PARAMS.update(dict.fromkeys(generators, scripted))
     PARAMS["hf_classifier"] = {
         "model": str(save_tiny(tmp_path_factory.mktemp("cls"), num_labels=3, seed=0))
     }
+    # A one-judge panel on the same tiny LM: plain prompts short enough for its 64 positions.
+    judge = {"name": "tiny", **lm}
+    PARAMS["llm_judge"] = {**short, "judges": [judge], "chat": False, "max_retries": 0}
+    del PARAMS["llm_judge"]["backend"]
+    PARAMS["grape_select"] = {"model": PARAMS["perplexity"]["model"]}
     yield
+    PARAMS.pop("llm_judge")
+    PARAMS.pop("grape_select")
     PARAMS.pop("perplexity")
+    for name in generators:
+        PARAMS.pop(name)
     PARAMS.pop("hf_classifier")
 
 

@@ -22,6 +22,7 @@ from curation.services.exports.options import (
     MB,
     PARQUET_COMPRESSIONS,
 )
+from curation.services.signals import ANNOTATION_SIGNAL_PREFIX
 
 
 class Command(BaseCommand):
@@ -56,6 +57,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Every signal with values in the dataset, and a duplicate group id per method.",
         )
+        parser.add_argument(
+            "--with-annotations",
+            action="store_true",
+            help="The final answers of annotation projects on the dataset (its ann_* signals).",
+        )
         parser.add_argument("--redact-pii", action="store_true")
         parser.add_argument("--shard-rows", type=int, default=100_000)
         parser.add_argument("--shard-mb", type=int, default=256, help="Byte cap per shard, MiB.")
@@ -70,8 +76,18 @@ class Command(BaseCommand):
         if options["push_to_hub"] and not hub_push_enabled():
             raise CommandError("--push-to-hub needs HF_TOKEN (a write token) in the environment")
         signals = [s for s in options["signals"].split(",") if s]
+        wanted = options["with_signals"] or options["with_annotations"]
+        present = dataset_signal_names(dataset=dataset) if wanted else []
         if options["with_signals"]:
-            signals += dataset_signal_names(dataset=dataset)
+            signals += present
+        if options["with_annotations"]:
+            answers = [s for s in present if s.startswith(ANNOTATION_SIGNAL_PREFIX)]
+            if not answers:
+                raise CommandError(
+                    f"{dataset.name} has no annotation answers as signals yet: run "
+                    "`python manage.py winnow_answer_signals --project SLUG` first"
+                )
+            signals += answers
         export_options = ExportOptions(
             columns=tuple(c for c in options["columns"].split(",") if c),
             signals=tuple(dict.fromkeys(signals)),

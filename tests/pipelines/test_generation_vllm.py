@@ -1,0 +1,76 @@
+"""The vLLM backend on a GPU host with vllm (`pip install 'winnow[vllm]'`); skipped elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.generation.base import GenerationParams
+from pipelines.generation.registry import backend_from_config
+from tests.pipelines.test_perplexity import TinyLM, tiny_lm
+
+__all__ = ["tiny_lm"]  # the perplexity tests' fixture: a tiny GPT-2 and its BPE tokenizer
+
+pytest.importorskip("vllm", reason="vllm is an optional extra: pip install 'winnow[vllm]'")
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("vLLM needs a CUDA GPU", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_lm: TinyLM, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    eos = tiny_lm.tokenizer.eos_token_id
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tiny_lm.tokenizer),
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        initializer_range=0.3,
+    )
+    path = tmp_path_factory.mktemp("vllm-gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tiny_lm.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_vllm_generates_in_order_with_counts_and_stop_strings(
+    model_dir: Path, tiny_lm: TinyLM
+) -> None:
+    backend = backend_from_config(
+        {
+            "backend": "vllm",
+            "model": str(model_dir),
+            "gpu_memory_utilization": 0.3,
+            "max_model_len": 128,
+        }
+    )
+    assert backend.describe()["dtype"] == "bfloat16"
+    prompts = [text[: 20 + 23 * i] for i, text in enumerate(tiny_lm.held_out[:6])]
+    params = GenerationParams(max_new_tokens=24)
+    together = backend.generate(prompts, params)
+    # Prompt lengths all differ, so the counts show each result is its own prompt's.
+    for prompt, result in zip(prompts, together, strict=True):
+        assert result.prompt_tokens == len(tiny_lm.tokenizer(prompt)["input_ids"])
+        assert result.finish_reason in ("stop", "length")
+        if result.finish_reason == "length":
+            assert result.completion_tokens == 24
+    # One prompt alone, with and without a stop string taken from its own text (the same
+    # batch both times: vLLM's bfloat16 results may depend on what else is batched).
+    source = prompts[-1]
+    (full,) = backend.generate([source], params)
+    assert len(full.text) >= 6, f"too short to take a stop string from: {full!r}"
+    stop = full.text[len(full.text) // 2 :][:3]
+    (cut,) = backend.generate([source], GenerationParams(max_new_tokens=24, stop=(stop,)))
+    assert cut.text == full.text[: full.text.index(stop)]
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < full.completion_tokens
+    chat = backend.generate([[{"role": "user", "content": "hello"}]], params)[0]
+    assert chat.text == backend.generate(["user: hello\nassistant:"], params)[0].text
+    assert "role: content" in backend.describe()["chat_format"]

@@ -1,0 +1,133 @@
+"""The generator preview page: curators only, results escaped, errors named, in a browser."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+
+from curation.models import Dataset
+from tests.curation.factories import UserFactory, make_dataset
+from tests.pipelines.factories import add_documents
+from tests.pipelines.scripted_backend import ScriptedBackend  # noqa: F401  (registers it)
+
+SCRIPTED = '{"backend": "scripted", "model": "scripted-1"}'
+XSS = "<script>alert('pwned')</script> Owls hunt at night"
+
+
+def curator() -> Any:
+    user = UserFactory.create(username="curator")
+    user.user_permissions.add(Permission.objects.get(codename="change_pipeline"))
+    return user
+
+
+def seeds() -> Dataset:
+    dataset = make_dataset(name="seeds")
+    add_documents(dataset, [XSS, "MALFORMED text", "Lyon trains leave at nine", "unused"])
+    return dataset
+
+
+def form(dataset: Dataset, **extra: Any) -> dict[str, Any]:
+    return {"dataset": dataset.slug, "step": "synth_qa", "backend": SCRIPTED, "n": 3, **extra}
+
+
+@pytest.mark.django_db
+def test_the_preview_is_for_curators_and_staff_only(client: Client) -> None:
+    url = reverse("generation_preview")
+    dataset = seeds()
+    assert client.get(url).status_code == 302
+    client.force_login(UserFactory.create(username="annotator"))
+    assert client.get(url).status_code == 403
+    assert client.post(url, form(dataset)).status_code == 403
+    client.force_login(UserFactory.create(username="staff", is_staff=True))
+    assert client.get(url).status_code == 200
+    client.force_login(curator())
+    assert client.get(url).status_code == 200
+    assert b'id="preview-link"' in client.get(reverse("pipeline_list")).content
+
+
+@pytest.mark.django_db
+def test_a_preview_shows_prompts_records_and_failures_escaped(client: Client) -> None:
+    dataset = seeds()
+    client.force_login(curator())
+    response = client.post(
+        reverse("generation_preview"), form(dataset, params='{"per_document": 2}')
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;pwned&#x27;)" in page
+    assert "What about &lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;?" in page
+    assert "2 record(s), 0 failed" in page and "0 record(s), 1 failed" in page
+    assert "What about Lyon?" in page and "unused" not in page
+    assert '"per_document": 2' in page  # the step spec to paste into a pipeline
+    assert 'id="add-step-form"' in page
+    assert Dataset.objects.count() == 1  # nothing written
+
+
+@pytest.mark.django_db
+def test_a_bad_template_or_backend_is_reported_by_name(client: Client) -> None:
+    dataset = seeds()
+    client.force_login(curator())
+    url = reverse("generation_preview")
+    page = client.post(url, form(dataset, template="Hi\n{{ text }\n")).content.decode()
+    assert "parameter &#x27;template&#x27;: template &#x27;qa&#x27;, line 2" in page
+    page = client.post(url, form(dataset, template="{{ nothing }}")).content.decode()
+    assert "&#x27;nothing&#x27; is undefined" in page
+    page = client.post(url, form(dataset, backend='{"backend": "nope"}')).content.decode()
+    assert "parameter &#x27;backend&#x27;" in page and "one of transformers" in page
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_curator_previews_a_template_in_a_browser(page: Any, live_server: Any) -> None:
+    curator()
+    dataset = seeds()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "curator")
+    page.fill("input[name=password]", "pw-for-tests-123")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}{reverse('generation_preview')}")
+    page.select_option("select[name=dataset]", dataset.slug)
+    page.select_option("select[name=step]", "synth_paraphrase")
+    page.fill("textarea[name=backend]", SCRIPTED)
+    page.fill("textarea[name=template]", "Rewrite the document\nDocument:\n{{ text | upper }}")
+    page.fill("input[name=n]", "2")
+    page.click("#preview-form button[type=submit]")
+    first = page.wait_for_selector("#preview article.preview-row pre.record-text")
+    assert first.inner_text() == "Cleaned: " + XSS.upper()
+    assert page.locator("#preview article.preview-row").count() == 2
+    assert "synth_paraphrase" in page.inner_text("#preview-spec")
+    page.fill("#add-step-form input[name=name]", "Rewrites")
+    page.click("#add-step-form button[type=submit]")
+    page.wait_for_url("**/pipelines/rewrites/")
+    assert "synth_paraphrase added: Rewrites v1" in page.inner_text("body")
+
+
+@pytest.mark.django_db
+def test_a_previewed_step_is_added_to_a_pipeline_or_a_new_one(client: Client) -> None:
+    from pipelines.models import Pipeline
+    from tests.pipelines.factories import make_pipeline
+
+    existing = make_pipeline([{"step": "doc_stats"}], name="clean")
+    http = {"backend": "http", "model": "m", "base_url": "http://127.0.0.1:9"}
+    spec = json.dumps({"step": "synth_qa", "params": {"backend": http}})
+    url = reverse("generation_add")
+    client.force_login(UserFactory.create(username="annotator"))
+    assert client.post(url, {"spec": spec, "name": "x"}).status_code == 403
+    client.force_login(curator())
+    response = client.post(url, {"spec": spec, "pipeline": existing.pk})
+    existing.refresh_from_db()
+    assert response["Location"] == existing.get_absolute_url()
+    assert [s["step"] for s in existing.definition] == ["doc_stats", "synth_qa"]
+    assert existing.version == 2
+    assert existing.definition[1]["params"]["template"].startswith("Write {{ n }} question")
+    response = client.post(url, {"spec": spec, "name": "qa only"})
+    assert Pipeline.objects.get(name="qa only").definition[0]["step"] == "synth_qa"
+    bad = json.dumps({"step": "synth_qa", "params": {"backend": http, "n": 1}})
+    response = client.post(url, {"spec": bad, "name": "bad"}, follow=True)
+    assert "unknown parameter(s) [&#x27;n&#x27;]" in response.content.decode()
+    assert not Pipeline.objects.filter(name="bad").exists()
