@@ -223,9 +223,10 @@ def item_lock(*, item_id: int) -> None:
 
 
 _RECOMPUTE = """
-UPDATE annotate_item i SET submitted_count = c.n, status = c.status, disagreement = c.disagree
+UPDATE annotate_item i SET submitted_count = c.n, status = c.status, disagreement = c.disagree,
+       reviewed = i.reviewed AND NOT c.changed
 FROM (
-    SELECT x.id, x.n, x.disagree,
+    SELECT x.id, x.n, x.disagree, x.changed,
            CASE WHEN x.n >= x.k THEN 'complete' WHEN x.n > 0 THEN 'partial' ELSE 'pending' END
            AS status
     FROM (
@@ -235,19 +236,27 @@ FROM (
                -- Answers are normalized when validated, so equal answers are equal JSON.
                EXISTS (SELECT 1 FROM annotate_annotation a
                        WHERE a.item_id = i2.id AND NOT a.draft
-                       GROUP BY a.question_id HAVING count(DISTINCT a."values") > 1) AS disagree
+                       GROUP BY a.question_id HAVING count(DISTINCT a."values") > 1) AS disagree,
+               -- An answer submitted after the last review decision: review it again.
+               EXISTS (SELECT 1 FROM annotate_annotation a
+                       WHERE a.item_id = i2.id AND NOT a.draft
+                         AND a.updated_at > (SELECT max(f.decided_at) FROM annotate_finalanswer f
+                                             WHERE f.item_id = i2.id)) AS changed
         FROM annotate_item i2 JOIN annotate_annotationproject p ON p.id = i2.project_id
         WHERE {where}
     ) x
 ) c
 WHERE i.id = c.id
-  AND (i.submitted_count, i.status, i.disagreement) IS DISTINCT FROM (c.n, c.status, c.disagree)
+  AND ((i.submitted_count, i.status, i.disagreement) IS DISTINCT FROM (c.n, c.status, c.disagree)
+       OR (i.reviewed AND c.changed))
 """
 
 
 def item_status_recompute(*, item_id: int) -> None:
     """Set the item's submitted count, status and disagreement flag from its submitted
-    annotations (the flag: some question has two different submitted answers)."""
+    annotations (the flag: some question has two different submitted answers), and send
+    a reviewed item back to the review queue when an answer changed after its review
+    (its final answers stay until a reviewer decides again)."""
     with connection.cursor() as cursor:
         cursor.execute(_RECOMPUTE.format(where="i2.id = %s"), [item_id])
 

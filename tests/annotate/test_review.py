@@ -23,6 +23,7 @@ from annotate.review_selectors import (
 )
 from annotate.services.annotations import annotation_submit
 from annotate.services.assignments import assignment_next
+from annotate.services.items import items_status_recompute
 from annotate.services.review import (
     Decision,
     ReviewMode,
@@ -234,6 +235,36 @@ def test_a_reviewed_item_leaves_the_queue_and_its_lease_ends(project: Annotation
     assert item.pk not in [r.item_id for r in review_queue(project=project, mode="all").rows]
     following = review_next(project=project, user=rev, mode=ReviewMode.ALL)
     assert following is not None and following.pk != item.pk
+
+
+def test_an_answer_changed_after_review_sends_the_item_back_to_the_queue(
+    project: AnnotationProject,
+) -> None:
+    from annotate.services.assignments import assignment_reopen_last
+
+    rev = _reviewer(project)
+    fourth = _items(project)[3]  # ann GOOD, bob BAD: bob's last submitted item
+    review_submit(item=fourth, reviewer=rev, decisions={"quality": Decision(values=GOOD)})
+    fourth.refresh_from_db()
+    assert fourth.reviewed
+
+    bob = User.objects.get(username="bob")
+    again = assignment_reopen_last(project=project, user=bob)
+    assert again is not None and again.item_id == fourth.pk
+    annotation_submit(assignment=again, values={"quality": GOOD}, time_spent_ms=5)
+    fourth.refresh_from_db()
+    assert fourth.status == "complete" and not fourth.reviewed and not fourth.disagreement
+    # The old decision stays until a reviewer decides again.
+    assert FinalAnswer.objects.filter(item=fourth).count() == 1
+    assert fourth.pk in [r.item_id for r in review_queue(project=project, mode="all").rows]
+
+    review_submit(item=fourth, reviewer=rev, decisions={"quality": Decision(values=GOOD)})
+    fourth.refresh_from_db()
+    assert fourth.reviewed
+    # Recomputing without a new answer leaves a reviewed item reviewed.
+    items_status_recompute(project=project)
+    fourth.refresh_from_db()
+    assert fourth.reviewed
 
 
 def test_every_question_needs_a_final_answer_before_the_item_is_reviewed() -> None:
