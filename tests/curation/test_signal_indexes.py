@@ -202,3 +202,30 @@ def test_a_selective_filter_is_counted_exactly_rather_than_guessed() -> None:
     counted = sampled_count(query=narrow, rows=1500)
     assert counted is not None and counted.exact
     assert counted.matched < 20 and counted.estimate == explorer.explorer_count(query=narrow)
+
+
+def test_a_page_sorted_by_an_indexed_signal_walks_the_index_in_order() -> None:
+    from curation.explorer import Sort
+
+    dataset, quality, lang = corpus(400, seed=6)
+    q = ExplorerQuery(
+        dataset_id=dataset.pk,
+        equals=(Equals(signal=SignalColumn.of(lang), value="en"),),
+        sort=Sort(signal=SignalColumn.of(quality), descending=True),
+    )
+    before = [(r.id, r.sort_value) for r in explorer.explorer_page(query=q, size=30).rows]
+    signal_index_build(dataset_id=dataset.pk, signal_id=quality.pk)
+    name = signal_index_name(dataset_id=dataset.pk, signal_id=quality.pk)
+    statement, params = explorer.page_sql(q)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_sort = off")
+        try:
+            cursor.execute("EXPLAIN " + statement.as_string(cursor.connection), params)
+            shown = "\n".join(r[0] for r in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_sort")
+    # A forward walk gives (value DESC NULLS LAST, id DESC): the page's own order.
+    assert f"Index Scan using {name}" in shown and "Backward" not in shown
+    after = [(r.id, r.sort_value) for r in explorer.explorer_page(query=q, size=30).rows]
+    assert after == before and len(before) == 30
+    assert [v for _, v in before] == sorted((v for _, v in before), reverse=True)
