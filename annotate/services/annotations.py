@@ -16,7 +16,8 @@ from annotate.services.items import item_lock, item_status_recompute
 from curation.models import Document
 
 
-def _text_length(document_id: int) -> int:
+def document_text_length(document_id: int) -> int:
+    """The document's length in characters (span offsets are checked against it)."""
     length = (
         Document.objects.filter(pk=document_id)
         .annotate(n=Length("text"))
@@ -100,7 +101,7 @@ def _write(
 def _questions_and_length(assignment: Assignment) -> tuple[list[Question], int]:
     questions = list(Question.objects.filter(project_id=assignment.project_id))
     needs_length = any(q.kind == Question.Kind.SPANS for q in questions)
-    length = _text_length(assignment.item.document_id) if needs_length else 0
+    length = document_text_length(assignment.item.document_id) if needs_length else 0
     return questions, length
 
 

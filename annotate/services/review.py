@@ -23,13 +23,12 @@ from typing import Any
 import orjson
 from django.contrib.auth.models import User
 from django.db import connection, models, transaction
-from django.db.models.functions import Length
 
 from annotate import questions as kinds
 from annotate.errors import AnnotationInvalidError, ReviewError
 from annotate.models import Annotation, AnnotationProject, FinalAnswer, Item, Question
+from annotate.services.annotations import document_text_length
 from annotate.services.items import item_lock
-from curation.models import Document
 
 logger = logging.getLogger(__name__)
 
@@ -153,16 +152,6 @@ def review_item_open(*, item: Item, user: User) -> Item:
     return item
 
 
-def _text_length(document_id: int) -> int:
-    length = (
-        Document.objects.filter(pk=document_id)
-        .annotate(n=Length("text"))
-        .values_list("n", flat=True)
-        .first()
-    )
-    return length or 0
-
-
 def _submitted(item: Item, questions: list[Question]) -> dict[int, dict[int, dict[str, Any]]]:
     """question id -> annotation id -> values, for the item's submitted answers."""
     answers: dict[int, dict[int, dict[str, Any]]] = {q.pk: {} for q in questions}
@@ -259,7 +248,7 @@ def review_submit(
         for key, decision in decisions.items()
         if key in by_key
     )
-    length = _text_length(item.document_id) if needs_length else 0
+    length = document_text_length(item.document_id) if needs_length else 0
     rows: list[FinalAnswer] = []
     for question in questions:
         decision = decisions.get(question.key)
