@@ -177,3 +177,31 @@ def load_hf_model(
     model.to(device)
     model.eval()
     return tokenizer, model
+
+
+def load_causal_lm(
+    model: str, *, device: str = "auto", dtype: str = "auto"
+) -> tuple[Any, Any, str, torch.dtype]:
+    """(tokenizer, causal LM, resolved device, resolved dtype), loaded once per process.
+
+    ``device="auto"`` picks CUDA when a GPU is visible; ``dtype="auto"`` bfloat16 there
+    (float16 where the GPU lacks bfloat16) and float32 on the CPU. The perplexity step and
+    the generation backend share the one copy. Raises DeviceError naming the model when it
+    cannot be loaded.
+    """
+    resolved_device = resolve_device(device)
+    torch_dtype = resolve_dtype(resolved_device, dtype, prefer="bfloat16")
+    path = resolve_model_path(model)
+    tokenizer, lm = load_once(
+        ("causal_lm", path, resolved_device, str(torch_dtype)),
+        lambda: load_hf_model(
+            model,
+            path,
+            auto_class="AutoModelForCausalLM",
+            kind="a causal LM",
+            device=resolved_device,
+            dtype=torch_dtype,
+            require_fast=False,
+        ),
+    )
+    return tokenizer, lm, resolved_device, torch_dtype

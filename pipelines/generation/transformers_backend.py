@@ -17,7 +17,7 @@ How a call runs:
    ``completion_tokens`` counts the tokens generated up to and including the EOS token or the
    token that completed the stop string; ``finish_reason`` is "stop" then, "length" otherwise.
 
-The model is loaded once per process (``pipelines.devices.load_once``, shared with the
+The model is loaded once per process (``pipelines.devices.load_causal_lm``, shared with the
 perplexity step); the shared tokenizer is never modified: padding is done here, and the pad id
 (the tokenizer's, else its EOS) is passed to ``generate``.
 """
@@ -32,11 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.batching import padded_batches
 from pipelines.devices import (
     DeviceError,
-    load_hf_model,
-    load_once,
-    resolve_device,
-    resolve_dtype,
-    resolve_model_path,
+    load_causal_lm,
     to_device,
 )
 from pipelines.generation.backend_utils import (
@@ -80,20 +76,8 @@ class TransformersBackend(Backend):
         self.max_batch_tokens = max_batch_tokens
         self.ignore_eos = ignore_eos
         try:
-            self.device = resolve_device(device)
-            self.dtype = resolve_dtype(self.device, dtype, prefer="bfloat16")
-            path = resolve_model_path(model)
-            self.tokenizer, self.lm = load_once(
-                ("causal_lm", path, self.device, str(self.dtype)),
-                lambda: load_hf_model(
-                    model,
-                    path,
-                    auto_class="AutoModelForCausalLM",
-                    kind="a causal LM",
-                    device=self.device,
-                    dtype=self.dtype,
-                    require_fast=False,
-                ),
+            self.tokenizer, self.lm, self.device, self.dtype = load_causal_lm(
+                model, device=device, dtype=dtype
             )
         except DeviceError as exc:
             raise GenerationError(str(exc)) from exc

@@ -35,11 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.devices import (
     DTYPES,
     DeviceError,
-    load_hf_model,
-    load_once,
-    resolve_device,
-    resolve_dtype,
-    resolve_model_path,
+    load_causal_lm,
     to_device,
 )
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
@@ -176,21 +172,7 @@ class PerplexityScorer:
         (float16 where the GPU lacks bfloat16) and float32 on the CPU. Raises DeviceError
         naming the model when it cannot be loaded.
         """
-        resolved_device = resolve_device(device)
-        torch_dtype = resolve_dtype(resolved_device, dtype, prefer="bfloat16")
-        path = resolve_model_path(model)
-        tokenizer, lm = load_once(
-            ("causal_lm", path, resolved_device, str(torch_dtype)),
-            lambda: load_hf_model(
-                model,
-                path,
-                auto_class="AutoModelForCausalLM",
-                kind="a causal LM",
-                device=resolved_device,
-                dtype=torch_dtype,
-                require_fast=False,
-            ),
-        )
+        tokenizer, lm, resolved_device, _ = load_causal_lm(model, device=device, dtype=dtype)
         return cls(
             lm,
             tokenizer,
