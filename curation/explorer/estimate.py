@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from curation.explorer.filters import ExplorerQuery
-from curation.services.signals import partition_name
+from curation.services.signals import partition_name, partition_row_estimate
 
 # Rows a sample reads; the relative error of the estimate is about
 # sqrt((1 - f) / (SAMPLE_ROWS * f)) for a filter that keeps a fraction f.
@@ -39,17 +39,6 @@ class SampledCount:
     matched: int
     sampled: int
     exact: bool
-
-
-def _partition_rows(dataset_id: int) -> float:
-    """The planner's row count of the dataset's signal partition (-1: never analyzed)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE relname = %s AND relkind = 'r'",
-            [partition_name(dataset_id)],
-        )
-        row = cursor.fetchone()
-    return float(row[0]) if row else 0.0
 
 
 def sampled_count_sql(query: ExplorerQuery, *, percent: float) -> tuple[sql.Composed, list[Any]]:
@@ -83,7 +72,7 @@ def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCo
     if query.reads_documents or not query.reads_signals:
         return None
     rows = SAMPLE_ROWS if rows is None else rows
-    total = _partition_rows(query.dataset_id)
+    total = partition_row_estimate(query.dataset_id)
     if total < 0:
         return None
     if total <= 2 * rows:

@@ -39,6 +39,20 @@ def partition_name(dataset_id: int) -> str:
     return f"{TABLE}_d{int(dataset_id)}"
 
 
+def partition_row_estimate(dataset_id: int) -> float:
+    """The planner's row count of the dataset's signal partition (free to read).
+
+    -1 when the partition was never analyzed, 0 when there is none.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+            [partition_name(dataset_id)],
+        )
+        row = cursor.fetchone()
+    return float(row[0]) if row else 0.0
+
+
 def signal_partition_ensure(*, dataset_id: int) -> None:
     """Create the dataset's partition of the signal table if it is missing (idempotent)."""
     with connection.cursor() as cursor:

@@ -21,7 +21,7 @@ from curation.models import Dataset, Document
 from curation.services.recipes.plan import RuleSet, dedup_removed_sql, ruleset_resolve
 from curation.services.recipes.rules import Rule
 from curation.services.signals import TABLE as SIGNAL_TABLE
-from curation.services.signals import partition_name
+from curation.services.signals import partition_row_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -211,14 +211,10 @@ def _sums(ruleset: RuleSet, total: int, combos: list[_Combo]) -> Preview:
 
 def _row_estimate(dataset_id: int) -> float:
     """Roughly how many signal rows the dataset has (planner statistics, else a count)."""
+    estimate = partition_row_estimate(dataset_id)
+    if estimate > 0:
+        return estimate
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-            [partition_name(dataset_id)],
-        )
-        row = cursor.fetchone()
-        if row is not None and row[0] > 0:
-            return float(row[0])
         cursor.execute(
             sql.SQL("SELECT count(*) FROM {} WHERE dataset_id = %s")
             .format(sql.Identifier(SIGNAL_TABLE))
