@@ -14,7 +14,7 @@ from django.test import Client
 from curation import explorer
 from curation.explorer import Equals, ExplorerQuery, Range, SignalColumn
 from curation.explorer.estimate import sampled_count
-from curation.models import Dataset, Document, Signal
+from curation.models import Dataset, Signal
 from curation.services import signal_indexes
 from curation.services.datasets import dataset_delete, dataset_recount
 from curation.services.signal_indexes import (
@@ -26,6 +26,7 @@ from curation.services.signal_indexes import (
 from curation.services.signals import partition_name, signal_define, signal_rows_write
 from tests.conftest import wait_for
 from tests.curation.factories import UserFactory, make_dataset
+from tests.curation.test_signals import add_documents
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,18 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def corpus(n: int, seed: int = 0) -> tuple[Dataset, Signal, Signal]:
     """``n`` documents with a uniform ``quality`` in [0, 1) and a ``lang`` (en 70 %, de 30 %)."""
     dataset = make_dataset(f"ix-{n}-{seed}")
-    docs = Document.objects.bulk_create(
-        Document(
-            dataset=dataset,
-            external_id=str(i),
-            text=f"doc {i}",
-            content_hash=i,
-            char_count=5,
-            word_count=2,
-            line_count=1,
-        )
-        for i in range(n)
-    )
+    ids = add_documents(dataset.pk, n)
     dataset_recount(dataset=dataset)
     quality = signal_define(name="quality", step="test", step_version="1", dtype="float")
     lang = signal_define(name="lang", step="test", step_version="1", dtype="text")
@@ -54,8 +44,8 @@ def corpus(n: int, seed: int = 0) -> tuple[Dataset, Signal, Signal]:
         dataset_id=dataset.pk,
         signals=[quality, lang],
         rows=[
-            (d.pk, float(v), "en" if v * 10 % 1 < 0.7 else "de")
-            for d, v in zip(docs, values, strict=True)
+            (pk, float(v), "en" if v * 10 % 1 < 0.7 else "de")
+            for pk, v in zip(ids, values, strict=True)
         ],
     )
     with connection.cursor() as cursor:

@@ -10,7 +10,7 @@ import pytest
 from pipelines.generation.backend_utils import plain_chat_text
 from pipelines.generation.base import Generation, GenerationError, GenerationParams
 from pipelines.generation.transformers_backend import TransformersBackend
-from tests.pipelines.test_perplexity import TinyLM, tiny_lm
+from tests.pipelines.test_perplexity import TinyLM, random_gpt2, tiny_lm
 
 __all__ = ["tiny_lm"]  # the perplexity tests' fixture: a tiny GPT-2 and its BPE tokenizer
 
@@ -37,25 +37,8 @@ def lm(tiny_lm: TinyLM, tmp_path_factory: pytest.TempPathFactory) -> LM:
     large give varied continuations, some ending at EOS within 24 tokens, so batched and
     one-by-one generation are compared on texts that differ.
     """
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    eos = tiny_lm.tokenizer.eos_token_id
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tiny_lm.tokenizer),
-        n_positions=128,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        initializer_range=0.3,
-    )
-    model = GPT2LMHeadModel(config).eval()
     path = tmp_path_factory.mktemp("random-gpt2")
-    model.save_pretrained(path)
-    tiny_lm.tokenizer.save_pretrained(path)
+    model = random_gpt2(tiny_lm.tokenizer, path, seed=0)
     return LM(path, tiny_lm.tokenizer, model, tiny_lm.held_out)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.generation.base import GenerationParams
 from pipelines.generation.registry import backend_from_config
-from tests.pipelines.test_perplexity import TinyLM, tiny_lm
+from tests.pipelines.test_perplexity import TinyLM, random_gpt2, tiny_lm
 
 __all__ = ["tiny_lm"]  # the perplexity tests' fixture: a tiny GPT-2 and its BPE tokenizer
 
@@ -20,23 +20,8 @@ if not torch.cuda.is_available():
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_lm: TinyLM, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    eos = tiny_lm.tokenizer.eos_token_id
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tiny_lm.tokenizer),
-        n_positions=128,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        initializer_range=0.3,
-    )
     path = tmp_path_factory.mktemp("vllm-gpt2")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    tiny_lm.tokenizer.save_pretrained(path)
+    random_gpt2(tiny_lm.tokenizer, path, seed=0)
     return path
 
 

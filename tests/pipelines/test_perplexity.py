@@ -28,6 +28,32 @@ class TinyLM:
     model: Any
 
 
+def random_gpt2(tokenizer: Any, path: Path, *, seed: int) -> Any:
+    """A random 2-layer GPT-2 (weights std 0.3) on ``tokenizer``, saved with it to ``path``.
+
+    The trained tiny model answers every prompt greedily with newlines; random weights
+    this large give varied continuations, some ending at EOS early. Returns the model.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=N_POSITIONS,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=0.3,
+    )
+    model = GPT2LMHeadModel(config).eval()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return model
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
     """A byte-level BPE and a 2-layer GPT-2 (n_positions 128) trained for ~100 steps on prose."""

@@ -13,30 +13,18 @@ from pipelines.models import PipelineRun
 from pipelines.services.runs import run_create
 from tests.curation.factories import make_dataset, signal_values
 from tests.pipelines.factories import add_documents, make_pipeline, run_all
-from tests.pipelines.test_perplexity import TinyLM, tiny_lm  # noqa: F401  (its tokenizer)
+from tests.pipelines.test_perplexity import (  # noqa: F401  (its tokenizer)
+    TinyLM,
+    random_gpt2,
+    tiny_lm,
+)
 
 
 @pytest.fixture(scope="module")
 def random_lm(tiny_lm: TinyLM, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
     """A random 2-layer GPT-2 on the tiny tokenizer: varied, non-empty continuations."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    eos = tiny_lm.tokenizer.eos_token_id
-    torch.manual_seed(1)
-    config = GPT2Config(
-        vocab_size=len(tiny_lm.tokenizer),
-        n_positions=128,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        initializer_range=0.3,
-    )
     path = tmp_path_factory.mktemp("synth-gpt2")
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    tiny_lm.tokenizer.save_pretrained(path)
+    random_gpt2(tiny_lm.tokenizer, path, seed=1)
     return path
 
 
