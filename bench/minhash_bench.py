@@ -266,7 +266,7 @@ def instrument() -> _Clock:
     from django.utils import timezone
 
     from pipelines.models import RunBatch
-    from pipelines.services import corpus, runs
+    from pipelines.services import corpus, pairs, runs
     from pipelines.steps.dedup import MinHashDedup
 
     def queue_nothing(run: Any, batches: Sequence[tuple[int, int]], countdown: float = 0) -> None:
@@ -274,7 +274,7 @@ def instrument() -> _Clock:
 
     runs._queue = queue_nothing  # type: ignore[assignment]
     clock = _Clock()
-    corpus._documents = clock.wrap_iter("read documents", corpus._documents)  # type: ignore[assignment]
+    pairs.document_chunks = clock.wrap_iter("read documents", pairs.document_chunks)  # type: ignore[assignment]
     corpus._write_groups = clock.wrap("write groups + signals", corpus._write_groups)  # type: ignore[assignment]
     band_buckets, shingles = MinHashDedup.band_buckets, MinHashDedup.shingles
     MinHashDedup.band_buckets = clock.wrap("band_buckets", band_buckets)  # type: ignore[method-assign]

@@ -24,6 +24,8 @@ from curation.services.signals import TABLE as SIGNAL_TABLE
 from curation.services.signals import signal_partition_ensure, signal_rows_write
 from curation.services.vectors import vectors_load
 from pipelines.models import PipelineRun
+from pipelines.services import pairs
+from pipelines.services.overlap import source_dedup_phase
 from pipelines.services.results import run_results_merge
 from pipelines.services.similarity import similarity_index_phase
 
@@ -140,31 +142,9 @@ def exact_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
     return groups
 
 
-MINHASH_CHUNK = 2000
 # Buckets up to this size are verified pair by pair; larger ones (boilerplate shared
 # by thousands of pages) against their first member only, to stay linear.
 MINHASH_ALL_PAIRS = 50
-# Documents whose shingle sets are held at once while verifying candidate pairs.
-MINHASH_VERIFY_DOCS = 4000
-
-
-def _documents(
-    dataset_id: int, ids: list[int] | None = None
-) -> Iterator[list[tuple[int, str, int]]]:
-    """(id, text, char_count) in id order, a chunk at a time (keyset pagination)."""
-    qs = DocumentRow.objects.filter(dataset_id=dataset_id).order_by("id")
-    if ids is not None:
-        for start in range(0, len(ids), MINHASH_CHUNK):
-            wanted = sorted(ids[start : start + MINHASH_CHUNK])
-            yield list(qs.filter(id__in=wanted).values_list("id", "text", "char_count"))
-        return
-    last = 0
-    while True:
-        rows = list(qs.filter(id__gt=last).values_list("id", "text", "char_count")[:MINHASH_CHUNK])
-        if not rows:
-            return
-        last = rows[-1][0]
-        yield rows
 
 
 class _UnionFind:
@@ -208,7 +188,7 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             "CREATE TEMP TABLE winnow_minhash_bucket "
             "(band smallint, bucket bigint, document_id bigint) ON COMMIT DROP"
         )
-        for chunk in _documents(dataset_id):
+        for chunk in pairs.document_chunks(dataset_id):
             with cursor.cursor.copy(
                 "COPY winnow_minhash_bucket (band, bucket, document_id) FROM STDIN"
             ) as copy:
@@ -219,17 +199,17 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             "SELECT array_agg(document_id ORDER BY document_id) FROM winnow_minhash_bucket "
             "GROUP BY band, bucket HAVING count(*) > 1"
         )
-        pairs: set[tuple[int, int]] = set()
+        candidates: set[tuple[int, int]] = set()
         while rows := cursor.fetchmany(1000):
             for (bucket,) in rows:
                 if len(bucket) <= MINHASH_ALL_PAIRS:
-                    pairs.update((a, b) for i, a in enumerate(bucket) for b in bucket[i + 1 :])
+                    candidates.update((a, b) for i, a in enumerate(bucket) for b in bucket[i + 1 :])
                 else:
-                    pairs.update((bucket[0], b) for b in bucket[1:])
+                    candidates.update((bucket[0], b) for b in bucket[1:])
     groups = _UnionFind()
     linked: set[int] = set()
     lengths: dict[int, int] = {}
-    for a, b, similarity in _verified_pairs(step, dataset_id, sorted(pairs), lengths):
+    for a, b, similarity in pairs.verified_pairs(step, dataset_id, sorted(candidates), lengths):
         if similarity >= step.config["threshold"]:
             groups.union(a, b)
             linked.update((a, b))
@@ -241,46 +221,6 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
     return len(clusters)
 
 
-def _verified_pairs(
-    step: Any, dataset_id: int, pairs: list[tuple[int, int]], lengths: dict[int, int]
-) -> Iterator[tuple[int, int, float]]:
-    """Exact Jaccard of each candidate pair, in chunks of at most MINHASH_VERIFY_DOCS documents.
-
-    Only one chunk's shingle sets are in memory at once (a document in several
-    chunks is read again), so memory is bounded whatever the number of candidates.
-    Pairs come sorted, which keeps a document's pairs mostly in one chunk.
-    ``lengths`` collects each document's character count.
-    """
-    chunk: list[tuple[int, int]] = []
-    documents: set[int] = set()
-    for pair in [*pairs, None]:
-        new = 0 if pair is None else (pair[0] not in documents) + (pair[1] not in documents)
-        if pair is not None and len(documents) + new <= MINHASH_VERIFY_DOCS:
-            chunk.append(pair)
-            documents.update(pair)
-            continue
-        shingles = _shingles(step, dataset_id, sorted(documents), lengths)
-        for a, b in chunk:
-            yield a, b, _jaccard(shingles[a], shingles[b])
-        del shingles
-        chunk, documents = ([pair], set(pair)) if pair is not None else ([], set())
-
-
-def _shingles(
-    step: Any, dataset_id: int, ids: list[int], lengths: dict[int, int]
-) -> dict[int, set[int]]:
-    found: dict[int, set[int]] = {}
-    for rows in _documents(dataset_id, ids):
-        for pk, text, chars in rows:
-            found[pk] = step.shingles(text)
-            lengths[pk] = chars
-    return found
-
-
-def _jaccard(a: set[int], b: set[int]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
 def _kept(
     params: dict[str, Any], clusters: list[list[int]], lengths: dict[int, int], dataset_id: int
 ) -> Iterator[tuple[int, list[int]]]:
@@ -290,7 +230,7 @@ def _kept(
         column = _keep_signal_column(params)
         members = [d for cluster in clusters for d in cluster]
         with connection.cursor() as cursor:
-            for start in range(0, len(members), MINHASH_CHUNK):
+            for start in range(0, len(members), pairs.CHUNK):
                 cursor.execute(
                     sql.SQL(
                         "SELECT document_id, {} FROM {} WHERE dataset_id = %s "
@@ -298,7 +238,7 @@ def _kept(
                     )
                     .format(column, sql.Identifier(SIGNAL_TABLE))
                     .as_string(cursor.connection),
-                    [dataset_id, members[start : start + MINHASH_CHUNK]],
+                    [dataset_id, members[start : start + pairs.CHUNK]],
                 )
                 values.update(cursor.fetchall())
     sign = -1 if params["keep_lowest"] else 1
@@ -329,7 +269,9 @@ def _write_groups(
     group_rows = list(_kept(spec["params"], clusters, lengths, dataset_id))
     # Each member's similarity to the kept one, again a bounded chunk of pairs at a time.
     to_kept = [(kept, d) for kept, cluster in group_rows for d in cluster if d != kept]
-    similarity = {d: value for kept, d, value in _verified_pairs(step, dataset_id, to_kept, {})}
+    similarity = {
+        d: value for kept, d, value in pairs.verified_pairs(step, dataset_id, to_kept, {})
+    }
     rows = [
         (d, len(cluster), d == kept, 1.0 if d == kept else similarity[d])
         for kept, cluster in group_rows
@@ -439,7 +381,7 @@ def _semantic_vectors(dataset_id: int, model: str) -> tuple[np.ndarray, np.ndarr
         DocumentRow.objects.filter(dataset_id=dataset_id)
         .order_by("id")
         .values_list("id", flat=True)
-        .iterator(chunk_size=MINHASH_CHUNK * 10),
+        .iterator(chunk_size=pairs.CHUNK * 10),
         dtype=np.int64,
     )
     stored = vectors_load(dataset_id=dataset_id, model=model)
@@ -464,10 +406,10 @@ def _semantic_kept(
     lengths: dict[int, int] = {}
     if params["keep"] == "longest":
         grouped = [d for cluster in members for d in cluster]
-        for start in range(0, len(grouped), MINHASH_CHUNK):
+        for start in range(0, len(grouped), pairs.CHUNK):
             lengths.update(
                 DocumentRow.objects.filter(
-                    dataset_id=dataset_id, id__in=grouped[start : start + MINHASH_CHUNK]
+                    dataset_id=dataset_id, id__in=grouped[start : start + pairs.CHUNK]
                 ).values_list("id", "char_count")
             )
     for group, (kept_id, cluster) in zip(
@@ -502,7 +444,7 @@ def _write_semantic_groups(
             )
             for group in groups
         ],
-        batch_size=MINHASH_CHUNK,
+        batch_size=pairs.CHUNK,
     )
     DuplicateMember.objects.bulk_create(
         (
@@ -515,7 +457,7 @@ def _write_semantic_groups(
             for row, group in zip(created, groups, strict=True)
             for p in group.tolist()
         ),
-        batch_size=MINHASH_CHUNK,
+        batch_size=pairs.CHUNK,
     )
     sizes = np.bincount(result.labels, minlength=len(ids))[result.labels]
     signals = {s.name: s for s in Signal.objects.filter(name__in=SEMANTIC_SIGNALS)}
@@ -549,5 +491,6 @@ CORPUS_PHASES: dict[str, Callable[[PipelineRun, dict[str, Any]], int]] = {
     "exact_dedup": exact_dedup_phase,
     "minhash_dedup": minhash_dedup_phase,
     "semantic_dedup": semantic_dedup_phase,
+    "source_dedup": source_dedup_phase,
     "similarity_index": similarity_index_phase,
 }

@@ -116,9 +116,9 @@ def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(
     verify_chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Also with verification cut into chunks of 7 documents: bounded memory, same answer."""
-    from pipelines.services import corpus
+    from pipelines.services import pairs
 
-    monkeypatch.setattr(corpus, "MINHASH_VERIFY_DOCS", verify_chunk)
+    monkeypatch.setattr(pairs, "VERIFY_DOCS", verify_chunk)
     texts, planted = planted_near_duplicates()
     assert min(j for *_, j in planted) < 0.6 and max(j for *_, j in planted) > 0.9
     dataset = make_dataset()

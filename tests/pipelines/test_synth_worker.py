@@ -71,3 +71,16 @@ def test_a_worker_generates_into_the_derived_dataset_and_reruns_add_nothing(
     assert PipelineRun.objects.get(pk=second.pk).status == PipelineRun.Status.SUCCEEDED
     target.refresh_from_db()
     assert target.document_count == 10 == target.documents.count()
+
+    # The generated dataset then goes through dedup against its source, on the worker.
+    (copy,) = add_documents(target, ["  " + texts[2].upper()], prefix="copy")
+    check = make_pipeline([{"step": "source_dedup"}], name="against the seeds")
+    overlap = run_create(pipeline=check, dataset=target)
+    run_dispatch(run=overlap)
+    wait_for(lambda: finished(overlap.pk), timeout=120)
+    overlap.refresh_from_db()
+    assert overlap.status == PipelineRun.Status.SUCCEEDED, overlap.batches.values_list("error")
+    flags = signal_values(target.pk, "source_dedup_flag")
+    assert len(flags) == 11 and flags[copy] is True
+    assert overlap.results["source_dedup"]["flagged"] == sum(flags.values())
+    assert signal_values(target.pk, "source_dedup_similarity")[copy] == 1.0

@@ -1,0 +1,76 @@
+"""Dedup across datasets: documents that copy a document of another dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipelines.steps.base import Document, Param, SignalSpec, Step, register
+from pipelines.steps.dedup import MinHashDedup
+
+# The MinHash parameters, passed on to MinHashDedup for shingles and band buckets.
+MINHASH_PARAMS = ("ngram", "bands", "rows", "threshold", "seed")
+
+
+@register
+class SourceDedup(Step):
+    """Flag documents that duplicate, exactly or nearly, a document of other datasets.
+
+    Meant for generated datasets: a rewrite that copies its seed, or a question
+    lifted verbatim from the corpus, is a duplicate of the source rather than new
+    data. By default the datasets compared with are this dataset's parent (the one
+    it was generated from); ``against`` names others (an earlier release, another
+    generated set). Candidates come from MinHash LSH as in ``minhash_dedup`` and
+    are verified by exact Jaccard, so an identical text (after lowercasing and
+    whitespace) scores 1.0. Nothing is grouped or removed: the flag, the
+    similarity and the matched document are signals for recipes and review.
+    """
+
+    name = "source_dedup"
+    version = "1"
+    description = "Documents duplicating a document of the source (or other) datasets."
+    level = "corpus"
+    params = (
+        Param(
+            "against",
+            tuple,
+            (),
+            "slugs of the datasets to compare with; empty: the dataset this one was "
+            "generated from",
+        ),
+        Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
+        Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),
+        Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
+        Param(
+            "threshold", float, 0.7, "least Jaccard to count as a duplicate", minimum=0, maximum=1
+        ),
+        Param("seed", int, 1, "seed of the hash permutations"),
+    )
+
+    def signals(self) -> list[SignalSpec]:
+        return []
+
+    def corpus_signals(self) -> list[SignalSpec]:
+        return [
+            SignalSpec(
+                "source_dedup_flag",
+                "bool",
+                "duplicates a document of the compared datasets (Jaccard >= threshold)",
+            ),
+            SignalSpec(
+                "source_dedup_similarity",
+                "float",
+                "Jaccard similarity to the closest candidate there (empty: no candidate)",
+            ),
+            SignalSpec(
+                "source_dedup_match",
+                "json",
+                "the closest candidate: its dataset, external id and database id",
+            ),
+        ]
+
+    def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
+        return {}
+
+    def minhash(self) -> MinHashDedup:
+        return MinHashDedup(**{key: self.config[key] for key in MINHASH_PARAMS})
