@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -271,3 +273,45 @@ class QualityClassifier(models.Model):
         if not self.documents_total:
             return None
         return min(1.0, self.documents_scored / self.documents_total)
+
+
+class GenerationPreview(models.Model):
+    """A generator step tried on a dataset's first documents by a worker, written nowhere else.
+
+    The web request checks the step, its template and backend, then queues the
+    preview on the step's device queue; the page polls until ``rows`` arrive.
+    A user's previews older than a day are deleted when they start a new one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generation_previews"
+    )
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    spec = models.JSONField(help_text='The step previewed: {"step": NAME, "params": {...}}.')
+    n = models.PositiveSmallIntegerField(help_text="Documents previewed (the first n).")
+    queue = models.CharField(max_length=20, help_text="The worker queue it runs on (cpu, gpu).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows = models.JSONField(
+        default=list,
+        help_text="Per document: id, prompt, records (external_id, text) and counts.",
+    )
+    problem = models.TextField(blank=True, help_text="Why the preview failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"preview {self.token} of {self.spec.get('step')}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -1,6 +1,8 @@
 """Generator pages: preview a generator step on a few documents, then add it to a pipeline.
 
-Curators only: staff, or users allowed to change pipelines (the preview calls a model).
+Curators only: staff, or users allowed to change pipelines (the preview calls a
+model). The model runs on a worker of the step's device queue, never in the web
+request; the page polls the preview until its rows arrive.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from curation.errors import CurationError
 from curation.htmx import HtmxHttpRequest
 from pipelines.generation.base import GenerationError
+from pipelines.models import GenerationPreview
 from pipelines.services.definitions import load_steps, pipeline_create, pipeline_update
-from pipelines.services.derived import PreviewRow, derive_preview
+from pipelines.services.previews import preview_start
 from pipelines.steps.derive import DeriveStep
 from pipelines.synth_forms import AddStepForm, PreviewForm
 from pipelines.synthetic.prompts import PromptTemplateError
@@ -43,26 +47,71 @@ def _default_templates() -> dict[str, str]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def generation_preview(request: HtmxHttpRequest) -> HttpResponse:
+    """The form; a POST checks the step here and queues the model's part on a worker."""
     _require_curator(request)
     form = PreviewForm(request.POST or None, initial=request.GET.dict())
-    rows: list[PreviewRow] = []
+    preview: GenerationPreview | None = None
     problem = ""
-    spec: dict[str, Any] = {}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        spec = {"step": data["step"], "params": form.step_params()}
         try:
-            rows = derive_preview(
-                dataset=data["dataset"], step_name=data["step"], params=spec["params"], n=data["n"]
+            preview = preview_start(
+                user=request.user,
+                dataset=data["dataset"],
+                step_name=data["step"],
+                params=form.step_params(),
+                n=data["n"],
             )
         except (CurationError, PromptTemplateError, GenerationError) as exc:
             problem = str(exc)
-    fragment = request.htmx and request.method == "POST" and form.is_valid()
-    template = "pipelines/generation_preview.html" + ("#preview" if fragment else "")
-    add_form = AddStepForm(initial={"spec": spec}) if rows else None
-    context = {"form": form, "rows": rows, "problem": problem, "add_form": add_form}
-    context["spec"] = json.dumps(spec, indent=1)
-    return render(request, template, {**context, "defaults": _default_templates()})
+        else:
+            if not request.htmx:
+                return redirect(f"{reverse('generation_preview')}?preview={preview.token}")
+    elif token := request.GET.get("preview"):
+        preview = _own_preview(request, token)
+    if request.htmx and request.method == "POST":
+        return _preview_fragment(request, preview, problem)
+    context = {"form": form, **_preview_context(preview, problem)}
+    return render(
+        request,
+        "pipelines/generation_preview.html",
+        {**context, "defaults": _default_templates()},
+    )
+
+
+@login_required
+@require_GET
+def generation_preview_result(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """The preview section, polled by the page until the worker has finished."""
+    _require_curator(request)
+    return _preview_fragment(request, _own_preview(request, token), "")
+
+
+def _own_preview(request: HttpRequest, token: str) -> GenerationPreview:
+    try:
+        return get_object_or_404(GenerationPreview, token=token, created_by=request.user)
+    except ValidationError as exc:  # not a UUID
+        raise Http404("no such preview") from exc
+
+
+def _preview_context(preview: GenerationPreview | None, problem: str) -> dict[str, Any]:
+    done = preview is not None and preview.status == GenerationPreview.Status.DONE
+    spec = preview.spec if preview is not None else {}
+    return {
+        "preview": preview,
+        "rows": preview.rows if done else [],
+        "problem": problem or (preview.problem if preview is not None else ""),
+        "spec": json.dumps(spec, indent=1),
+        "add_form": AddStepForm(initial={"spec": spec}) if done and preview.rows else None,
+    }
+
+
+def _preview_fragment(
+    request: HttpRequest, preview: GenerationPreview | None, problem: str
+) -> HttpResponse:
+    return render(
+        request, "pipelines/generation_preview.html#preview", _preview_context(preview, problem)
+    )
 
 
 @login_required

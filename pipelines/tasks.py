@@ -64,3 +64,11 @@ def classifier_apply(classifier_id: int, dataset_id: int) -> None:
     from pipelines.services.classifiers import classifier_apply_execute
 
     classifier_apply_execute(classifier_id=classifier_id, dataset_id=dataset_id)
+
+
+@shared_task
+def generation_preview(preview_id: int) -> None:
+    """Run a generator preview (queued by the preview page on the step's device queue)."""
+    from pipelines.services.previews import preview_execute
+
+    preview_execute(preview_id=preview_id)

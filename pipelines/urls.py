@@ -7,6 +7,11 @@ from pipelines import classifier_views, synth_views, views
 urlpatterns = [
     path("pipelines/", views.pipeline_list, name="pipeline_list"),
     path("pipelines/generate/preview/", synth_views.generation_preview, name="generation_preview"),
+    path(
+        "pipelines/generate/preview/<str:token>/",
+        synth_views.generation_preview_result,
+        name="generation_preview_result",
+    ),
     path("pipelines/generate/add/", synth_views.generation_add, name="generation_add"),
     path("pipelines/<slug:slug>/", views.pipeline_detail, name="pipeline_detail"),
     path("pipelines/<slug:slug>/edit/", views.pipeline_edit, name="pipeline_edit"),

@@ -181,7 +181,8 @@ def derive_preview(
 ) -> list[PreviewRow]:
     """What a generator step makes of the dataset's first ``n`` documents, written nowhere.
 
-    Runs the step (and its model) in this process: meant for a handful of documents,
+    Runs the step (and its model) in the calling process, a worker's (see
+    ``services.previews``): meant for a handful of documents,
     to check a template and a backend before a full run. Raises
     PipelineDefinitionError for a step that is not a generator or bad parameters.
     """

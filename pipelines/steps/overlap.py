@@ -35,8 +35,7 @@ class SourceDedup(Step):
             "against",
             tuple,
             (),
-            "slugs of the datasets to compare with; empty: the dataset this one was "
-            "generated from",
+            "slugs of the datasets to compare with; empty: the dataset this one was generated from",
         ),
         Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
         Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),

@@ -11,6 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from curation.models import Dataset
+from pipelines.models import GenerationPreview
+from pipelines.services.previews import preview_execute
 from tests.curation.factories import UserFactory, make_dataset
 from tests.pipelines.factories import add_documents
 from tests.pipelines.scripted_backend import ScriptedBackend  # noqa: F401  (registers it)
@@ -50,22 +52,63 @@ def test_the_preview_is_for_curators_and_staff_only(client: Client) -> None:
     assert b'id="preview-link"' in client.get(reverse("pipeline_list")).content
 
 
+def previewed(client: Client, data: dict[str, Any], queue: str = "gpu") -> str:
+    """Post the form as htmx does, run the queued preview as a worker would, poll once."""
+    page = client.post(reverse("generation_preview"), data, HTTP_HX_REQUEST="true")
+    assert page.status_code == 200
+    preview = GenerationPreview.objects.get()
+    # The GPU queue for a model in the worker (the scripted one counts), else the CPU's.
+    assert preview.status == "queued" and preview.queue == queue
+    polling = reverse("generation_preview_result", args=[preview.token])
+    assert f'hx-get="{polling}"' in page.content.decode()
+    assert preview_execute(preview_id=preview.pk) is not None
+    assert preview_execute(preview_id=preview.pk) is None  # done: nothing to claim
+    result = client.get(polling, HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-get" not in result  # finished: the polling stops
+    return result
+
+
 @pytest.mark.django_db
 def test_a_preview_shows_prompts_records_and_failures_escaped(client: Client) -> None:
     dataset = seeds()
     client.force_login(curator())
-    response = client.post(
-        reverse("generation_preview"), form(dataset, params='{"per_document": 2}')
-    )
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = previewed(client, form(dataset, params='{"per_document": 2}'))
     assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;pwned&#x27;)" in page
     assert "What about &lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;?" in page
     assert "2 record(s), 0 failed" in page and "0 record(s), 1 failed" in page
     assert "What about Lyon?" in page and "unused" not in page
-    assert '"per_document": 2' in page  # the step spec to paste into a pipeline
+    spec = page[page.index('id="preview-spec"') :]  # the step spec to paste into a pipeline
+    assert "&quot;per_document&quot;: 2" in spec[: spec.index("</pre>")]
     assert 'id="add-step-form"' in page
     assert Dataset.objects.count() == 1  # nothing written
+
+
+@pytest.mark.django_db
+def test_a_preview_belongs_to_its_user_and_a_plain_post_lands_on_its_page(client: Client) -> None:
+    dataset = seeds()
+    client.force_login(curator())
+    response = client.post(reverse("generation_preview"), form(dataset))
+    preview = GenerationPreview.objects.get()
+    assert response["Location"] == f"{reverse('generation_preview')}?preview={preview.token}"
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="preview-status"' in page and "Queued on the <code>gpu</code> workers" in page
+    preview_execute(preview_id=preview.pk)
+    assert "What about Lyon?" in client.get(response["Location"]).content.decode()
+    client.force_login(UserFactory.create(username="other", is_staff=True))
+    assert client.get(response["Location"]).status_code == 404
+    url = reverse("generation_preview_result", args=[preview.token])
+    assert client.get(url).status_code == 404
+    assert client.get(reverse("generation_preview_result", args=["not-a-uuid"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_backend_that_fails_on_the_worker_is_reported_on_the_page(client: Client) -> None:
+    dataset = seeds()
+    client.force_login(curator())
+    http = '{"backend": "http", "model": "m", "base_url": "http://127.0.0.1:9", "max_retries": 0}'
+    page = previewed(client, form(dataset, backend=http), queue="cpu")
+    assert 'role="alert"' in page and "127.0.0.1:9" in page
+    assert GenerationPreview.objects.get().status == "failed"
 
 
 @pytest.mark.django_db
@@ -74,6 +117,7 @@ def test_a_bad_template_or_backend_is_reported_by_name(client: Client) -> None:
     client.force_login(curator())
     url = reverse("generation_preview")
     page = client.post(url, form(dataset, template="Hi\n{{ text }\n")).content.decode()
+    assert not GenerationPreview.objects.exists()  # checked before anything is queued
     assert "parameter &#x27;template&#x27;: template &#x27;qa&#x27;, line 2" in page
     page = client.post(url, form(dataset, template="{{ nothing }}")).content.decode()
     assert "&#x27;nothing&#x27; is undefined" in page
@@ -82,8 +126,13 @@ def test_a_bad_template_or_backend_is_reported_by_name(client: Client) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_curator_previews_a_template_in_a_browser(page: Any, live_server: Any) -> None:
+def test_a_curator_previews_a_template_in_a_browser(
+    page: Any, live_server: Any, start_worker: Any, settings: Any
+) -> None:
+    modules = [*settings.WINNOW_STEP_MODULES, "tests.pipelines.scripted_backend"]
+    start_worker({"WINNOW_STEP_MODULES": ",".join(modules)})
     curator()
     dataset = seeds()
     page.goto(f"{live_server.url}/login/")

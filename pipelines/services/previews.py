@@ -1,0 +1,114 @@
+"""Generator previews on a worker: checked in the request, run on the step's device queue.
+
+The request does what needs no model (the step's parameters, its template on the
+documents, the backend's configuration) so a mistake is reported at once; the
+model runs in a worker, like a pipeline run's, and the page polls for the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from curation.errors import CurationError
+from curation.models import Dataset
+from curation.models import Document as DocumentRow
+from pipelines.errors import PipelineDefinitionError
+from pipelines.generation.base import GenerationError
+from pipelines.models import GenerationPreview
+from pipelines.services.definitions import step_from_spec
+from pipelines.services.derived import derive_preview
+from pipelines.steps.base import Document, StepParamError
+from pipelines.steps.derive import DeriveStep
+from pipelines.synthetic.prompts import PromptTemplateError
+
+logger = logging.getLogger(__name__)
+
+# A user's finished previews are kept this long (the page's address stays valid).
+KEEP_FOR = timedelta(days=1)
+
+
+def preview_start(
+    *,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    step_name: str,
+    params: dict[str, Any],
+    n: int,
+) -> GenerationPreview:
+    """Check the step on the first ``n`` documents and queue its preview.
+
+    Raises PipelineDefinitionError (bad step or parameters) or PromptTemplateError
+    (the template fails on one of the documents), naming what to fix.
+    """
+    spec = {"step": step_name, "params": params}
+    try:
+        step = step_from_spec(spec)
+    except StepParamError as exc:
+        raise PipelineDefinitionError(str(exc)) from exc
+    if not isinstance(step, DeriveStep):
+        raise PipelineDefinitionError(f"step {step_name!r} is not a generator step")
+    documents = [
+        Document(id=pk, text=text, meta=meta)
+        for pk, text, meta in DocumentRow.objects.filter(dataset=dataset)
+        .order_by("id")
+        .values_list("id", "text", "meta")[:n]
+    ]
+    step.prompts(documents)
+    GenerationPreview.objects.filter(
+        created_by=user, created_at__lt=timezone.now() - KEEP_FOR
+    ).delete()
+    preview = GenerationPreview.objects.create(
+        created_by=user, dataset=dataset, spec=spec, n=n, queue=step.device
+    )
+    transaction.on_commit(lambda: _queue(preview))
+    return preview
+
+
+def _queue(preview: GenerationPreview) -> None:
+    from pipelines.tasks import generation_preview
+
+    generation_preview.apply_async((preview.pk,), queue=preview.queue)
+
+
+def preview_execute(*, preview_id: int) -> GenerationPreview | None:
+    """The task's body: claim the queued preview, run the step, store rows or the problem.
+
+    None when the preview is gone or another worker has it.
+    """
+    claimed = GenerationPreview.objects.filter(
+        pk=preview_id, status=GenerationPreview.Status.QUEUED
+    ).update(status=GenerationPreview.Status.RUNNING)
+    if not claimed:
+        return None
+    preview = GenerationPreview.objects.select_related("dataset").get(pk=preview_id)
+    spec = preview.spec
+    try:
+        rows = derive_preview(
+            dataset=preview.dataset, step_name=spec["step"], params=spec["params"], n=preview.n
+        )
+    except (CurationError, PromptTemplateError, GenerationError) as exc:
+        preview.status, preview.problem = GenerationPreview.Status.FAILED, str(exc)
+    except Exception as exc:
+        logger.exception("preview %s failed", preview.token)
+        preview.status = GenerationPreview.Status.FAILED
+        preview.problem = f"the worker failed: {exc!r} (its log has the traceback)"
+    else:
+        preview.status = GenerationPreview.Status.DONE
+        preview.rows = [
+            {
+                "document": {"id": row.document.id},
+                "prompt": row.prompt,
+                "records": [{"external_id": r.external_id, "text": r.text} for r in row.records],
+                "counts": row.counts,
+            }
+            for row in rows
+        ]
+    preview.finished_at = timezone.now()
+    preview.save(update_fields=["status", "problem", "rows", "finished_at"])
+    return preview
