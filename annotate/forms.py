@@ -8,6 +8,8 @@ from django.contrib.auth import get_user_model
 
 from annotate.errors import QuestionConfigError
 from annotate.models import AnnotationProject, ProjectMember, Question
+from annotate.questions import HELPSTEER2_ATTRIBUTES
+from annotate.services.generated import ACCEPT_ATTRIBUTES, ACCEPT_MIN_SCORE
 from annotate.services.item_sources import SOURCE_CHOICES
 from annotate.services.items import Sample
 from annotate.services.projects import questions_clean
@@ -186,4 +188,18 @@ class AnswerSignalsForm(forms.Form):
         label="Also unanimous answers",
         help_text="Items without a final answer whose annotators (at least k, and two) all "
         "answered alike; the signals' descriptions record it.",
+    )
+
+
+class AcceptForm(forms.Form):
+    """The rule that accepts a reviewed generated record (HelpSteer2 ratings, 0-4)."""
+
+    attributes = forms.MultipleChoiceField(
+        choices=[(a, a) for a in HELPSTEER2_ATTRIBUTES],
+        initial=list(ACCEPT_ATTRIBUTES),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one attribute the rule checks."},
+    )
+    min_score = forms.IntegerField(
+        min_value=0, max_value=4, initial=ACCEPT_MIN_SCORE, label="At least"
     )

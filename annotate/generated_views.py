@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from annotate.errors import AnnotateError
+from annotate.forms import AcceptForm
 from annotate.services.generated import generated_accepted_mark, generated_review_create
 from annotate.views import MANAGE, _get_project_for_user
 from curation.models import Dataset
@@ -36,10 +37,20 @@ def generated_review(request: HttpRequest, dataset_slug: str) -> HttpResponse:
 def generated_accept(request: HttpRequest, slug: str) -> HttpResponse:
     """Mark the records whose final rating passes as accepted (signal synth_accepted)."""
     project = _get_project_for_user(request, slug, MANAGE)
+    form = AcceptForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Nothing marked: {problems}")
+        return redirect(project)
+    attributes = tuple(form.cleaned_data["attributes"])
+    min_score = form.cleaned_data["min_score"]
     try:
-        accepted = generated_accepted_mark(project=project)
+        accepted = generated_accepted_mark(
+            project=project, attributes=attributes, min_score=min_score
+        )
     except AnnotateError as exc:
         messages.error(request, f"Nothing marked: {exc}")
     else:
-        messages.info(request, f"{accepted} records accepted (signal synth_accepted).")
+        rule = f"{', '.join(attributes)} >= {min_score}"
+        messages.info(request, f"{accepted} records accepted (signal synth_accepted: {rule}).")
     return redirect(project)

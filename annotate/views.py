@@ -18,7 +18,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate import answer_selectors, model_selectors, review_selectors, selectors
 from annotate.errors import AnnotateError, AnnotationInvalidError
-from annotate.forms import AnswerForm, AnswerSignalsForm, ItemsAddForm, MemberForm, ProjectForm
+from annotate.forms import (
+    AcceptForm,
+    AnswerForm,
+    AnswerSignalsForm,
+    ItemsAddForm,
+    MemberForm,
+    ProjectForm,
+)
 from annotate.models import AnnotationProject, Assignment, ProjectMember
 from annotate.services.annotations import annotation_save_draft, annotation_submit
 from annotate.services.assignments import (
@@ -102,6 +109,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "guidelines": selectors.guidelines_html(project=project),
         "outputs": answer_selectors.answer_outputs(project=project),
         "signals_form": AnswerSignalsForm(),
+        "accept_form": AcceptForm(),
     }
     return render(request, "annotate/project_detail.html", context)
 

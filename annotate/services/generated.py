@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 ACCEPTED_SIGNAL = "synth_accepted"
 RATING_KEY = "quality"
 REWRITE_KEY = "rewrite"
+# The default acceptance rule: every one of these attributes rated at least this.
+ACCEPT_ATTRIBUTES = ("helpfulness", "correctness")
+ACCEPT_MIN_SCORE = 3
 
 REVIEW_QUESTIONS = [
     {
@@ -90,8 +93,8 @@ def generated_review_create(
 def generated_accepted_mark(
     *,
     project: AnnotationProject,
-    min_score: int = 3,
-    attributes: tuple[str, ...] = ("helpfulness", "correctness"),
+    min_score: int = ACCEPT_MIN_SCORE,
+    attributes: tuple[str, ...] = ACCEPT_ATTRIBUTES,
 ) -> int:
     """Write ``synth_accepted`` on the project's documents from the final ratings.
 
@@ -100,6 +103,8 @@ def generated_accepted_mark(
     reviewed yet get no value. Recomputed from the final answers on every call.
     Returns how many records are accepted.
     """
+    if not 0 <= min_score <= 4:
+        raise ProjectError(f"min_score {min_score}: ratings run from 0 to 4")
     unknown = sorted(set(attributes) - set(HELPSTEER2_ATTRIBUTES))
     if unknown or not attributes:
         raise ProjectError(

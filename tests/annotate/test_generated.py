@@ -105,13 +105,30 @@ def test_marking_accepted_records_is_for_the_project_curators(client: Client) ->
         "annotator": member(project, "annotator"),
         "reviewer": member(project, "reviewer", ProjectMember.Role.REVIEWER),
     }
+    rule = {"attributes": ["helpfulness", "correctness"], "min_score": 3}
     for user in users.values():
         client.force_login(user)
-        assert client.post(url).status_code == 403
+        assert client.post(url, rule).status_code == 403
     client.force_login(member(project, "curator", ProjectMember.Role.CURATOR))
-    response = client.post(url, follow=True)
-    assert b"1 records accepted" in response.content
+    page = client.get(project.get_absolute_url()).content.decode()
+    assert 'name="min_score" value="3"' in page
+    assert 'value="helpfulness" id="id_attributes_0" checked' in page
+    response = client.post(url, rule, follow=True)
+    assert b"1 records accepted (signal synth_accepted: helpfulness, correctness &gt;= 3)" in (
+        response.content
+    )
     assert signal_values(dataset.pk, ACCEPTED_SIGNAL) == {ids[2]: True}
+    # The rule is the curator's: a stricter one recomputes every value.
+    response = client.post(url, {"attributes": ["helpfulness"], "min_score": 4}, follow=True)
+    assert b"0 records accepted" in response.content
+    assert signal_values(dataset.pk, ACCEPTED_SIGNAL) == {ids[2]: False}
+    for bad, message in [
+        ({"min_score": 3}, b"Choose at least one attribute"),
+        ({**rule, "min_score": 7}, b"min_score: Ensure this value is less than or equal to 4"),
+        ({**rule, "attributes": ["charm"]}, b"Select a valid choice. charm is not one"),
+    ]:
+        assert message in client.post(url, bad, follow=True).content
+    assert signal_values(dataset.pk, ACCEPTED_SIGNAL) == {ids[2]: False}
 
 
 def test_accepted_records_export_with_their_lineage(tmp_path: Any) -> None:
