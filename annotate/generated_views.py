@@ -39,7 +39,7 @@ def generated_accept(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug, MANAGE)
     form = AcceptForm(request.POST)
     if not form.is_valid():
-        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
         messages.error(request, f"Nothing marked: {problems}")
         return redirect(project)
     attributes = tuple(form.cleaned_data["attributes"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -56,7 +57,7 @@ def generation_preview(request: HtmxHttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             preview = preview_start(
-                user=request.user,
+                user=_user(request),
                 dataset=data["dataset"],
                 step_name=data["step"],
                 params=form.step_params(),
@@ -87,6 +88,12 @@ def generation_preview_result(request: HtmxHttpRequest, token: str) -> HttpRespo
     return _preview_fragment(request, _own_preview(request, token), "")
 
 
+def _user(request: HttpRequest) -> User:
+    if not isinstance(request.user, User):  # login_required let an anonymous user in
+        raise PermissionDenied("Log in to preview.")
+    return request.user
+
+
 def _own_preview(request: HttpRequest, token: str) -> GenerationPreview:
     try:
         return get_object_or_404(GenerationPreview, token=token, created_by=request.user)
@@ -96,13 +103,14 @@ def _own_preview(request: HttpRequest, token: str) -> GenerationPreview:
 
 def _preview_context(preview: GenerationPreview | None, problem: str) -> dict[str, Any]:
     done = preview is not None and preview.status == GenerationPreview.Status.DONE
+    rows = preview.rows if preview is not None and done else []
     spec = preview.spec if preview is not None else {}
     return {
         "preview": preview,
-        "rows": preview.rows if done else [],
+        "rows": rows,
         "problem": problem or (preview.problem if preview is not None else ""),
         "spec": json.dumps(spec, indent=1),
-        "add_form": AddStepForm(initial={"spec": spec}) if done and preview.rows else None,
+        "add_form": AddStepForm(initial={"spec": spec}) if rows else None,
     }
 
 

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ KEEP_FOR = timedelta(days=1)
 
 def preview_start(
     *,
-    user: AbstractBaseUser,
+    user: User,
     dataset: Dataset,
     step_name: str,
     params: dict[str, Any],

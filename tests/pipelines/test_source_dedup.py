@@ -73,7 +73,7 @@ def test_copies_of_the_parent_are_flagged_with_their_match_and_similarity() -> N
     assert sims[ids[0]] == 1.0
     assert sims[ids[1]] == pytest.approx(similarity(texts[1], seeds[5]))
     assert sims[ids[3]] is None and sims[ids[4]] is None
-    matches = {
+    matches: dict[int, Any] = {
         pk: None if v is None else json.loads(v)
         for pk, v in signal_values(generated.pk, "source_dedup_match").items()
     }
