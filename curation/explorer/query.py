@@ -89,14 +89,20 @@ def search_predicate(alias: str = "d") -> sql.Composable:
 class _From:
     """Where a query's rows come from: an optional CTE of text/meta hits, a relation, predicates.
 
-    ``params`` are in the order their placeholders appear: the CTE's, then the WHERE's.
+    ``hits_params`` fill the CTE's placeholders, ``where_params`` the predicates'.
     """
 
     hits: sql.Composable | None
     relation: sql.Composable
     where: list[sql.Composable]
-    params: list[Any]
+    hits_params: list[Any]
+    where_params: list[Any]
     id_column: sql.Composable
+
+    @property
+    def params(self) -> list[Any]:
+        """The parameters of a statement that reads the CTE, then the predicates once."""
+        return self.hits_params + self.where_params
 
 
 def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
@@ -140,13 +146,14 @@ def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
             relation = sql.SQL(
                 "hits {} JOIN {} s ON s.dataset_id = {} AND s.document_id = hits.id"
             ).format(sql.SQL("" if query.reads_signals else "LEFT"), signal_table, dataset)
-        return _From(hits, relation, where, doc_params + params, sql.SQL("hits.id"))
+        return _From(hits, relation, where, doc_params, params, sql.SQL("hits.id"))
     if query.reads_signals:
         head = [sql.SQL("s.dataset_id = {}").format(dataset)]
         return _From(
             None,
             sql.SQL("{} s").format(signal_table),
             head + where,
+            [],
             params,
             sql.SQL("s.document_id"),
         )
@@ -156,7 +163,7 @@ def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
             "{} d LEFT JOIN {} s ON s.dataset_id = {} AND s.document_id = d.id"
         ).format(document_table, signal_table, dataset)
     return _From(
-        None, relation, [sql.SQL("d.dataset_id = {}").format(dataset)], [], sql.SQL("d.id")
+        None, relation, [sql.SQL("d.dataset_id = {}").format(dataset)], [], [], sql.SQL("d.id")
     )
 
 
@@ -209,34 +216,116 @@ def _order(sort: Sort, value: sql.Composable, id_column: sql.Composable) -> sql.
     return sql.SQL("{} {} NULLS LAST, {} {}").format(value, direction, id_column, direction)
 
 
+def _walk_order(sort: Sort, value: sql.Composable, id_column: sql.Composable) -> sql.Composable:
+    """The sort's order with NULLs placed where a walk of the signal's index yields them.
+
+    The index is on ``(value DESC NULLS LAST, id DESC)`` (``services/signal_indexes.py``):
+    forward it yields the descending order, backward ``value ASC NULLS FIRST, id ASC``
+    where the ascending order wants NULLS LAST, so the planner would sort every match.
+    Rows whose values are all NULL, or none, read the same with NULLs first or last.
+    """
+    if sort.descending:
+        return sql.SQL("{} DESC NULLS LAST, {} DESC").format(value, id_column)
+    return sql.SQL("{} ASC NULLS FIRST, {} ASC").format(value, id_column)
+
+
+def _pick(
+    src: _From,
+    value: sql.Composable,
+    where: list[sql.Composable],
+    order: sql.Composable,
+    limit: int,
+) -> sql.Composable:
+    """``SELECT id, value AS sort_value`` of ``src``'s relation: ``where``, ``order``, ``limit``."""
+    return sql.SQL(
+        "SELECT {id} AS id, {value} AS sort_value FROM {relation}{where} "
+        "ORDER BY {order} LIMIT {limit}"
+    ).format(
+        id=src.id_column,
+        value=value,
+        relation=src.relation,
+        where=sql.SQL(" WHERE {}").format(_and(where)) if where else sql.SQL(""),
+        order=order,
+        limit=sql.Literal(int(limit)),
+    )
+
+
+def _page_ctes(
+    query: ExplorerQuery, src: _From, after: Cursor | None, limit: int
+) -> tuple[list[sql.Composable], list[Any]]:
+    """The CTEs that end in ``page`` (ids and sort values of one page) and their params.
+
+    A signal sort reads two parts, each in the order of ``_walk_order``: ``valued``,
+    the rows with a value after the cursor, then ``unvalued``, the NULLs, read only
+    when ``valued`` does not fill the page (a one-time gate). A cursor on a NULL value
+    is past every value: only ``unvalued`` is read, after its id.
+    """
+    sort = query.sort
+    params: list[Any] = []
+    if sort.signal is None:
+        where = list(src.where)
+        params += src.where_params
+        if after is not None:
+            clause, values = _keyset(sort, sql.SQL("NULL"), src.id_column, after)
+            where.append(clause)
+            params += values
+        order = _order(sort, sql.SQL("NULL"), src.id_column)
+        page = _pick(src, sql.SQL("NULL"), where, order, limit)
+        return [sql.SQL("page AS MATERIALIZED ({})").format(page)], params
+    value = _s(sort.signal.column)
+    op = sql.SQL("<" if sort.descending else ">")
+    order = _walk_order(sort, value, src.id_column)
+    ctes: list[sql.Composable] = []
+    names: list[str] = []
+    unvalued = [*src.where, sql.SQL("{} IS NULL").format(value)]
+    unvalued_params = list(src.where_params)
+    if after is not None and after.value is None:
+        unvalued.append(sql.SQL("{} {} %s").format(src.id_column, op))
+        unvalued_params.append(after.id)
+    else:
+        valued = [*src.where, sql.SQL("{} IS NOT NULL").format(value)]
+        params += src.where_params
+        if after is not None:
+            valued.append(sql.SQL("({}, {}) {} (%s, %s)").format(value, src.id_column, op))
+            params += [after.value, after.id]
+        ctes.append(
+            sql.SQL("valued AS MATERIALIZED ({})").format(_pick(src, value, valued, order, limit))
+        )
+        names.append("valued")
+        unvalued.append(
+            sql.SQL("(SELECT count(*) FROM valued) < {}").format(sql.Literal(int(limit)))
+        )
+    ctes.append(
+        sql.SQL("unvalued AS MATERIALIZED ({})").format(_pick(src, value, unvalued, order, limit))
+    )
+    names.append("unvalued")
+    params += unvalued_params
+    parts = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT id, sort_value FROM {}").format(sql.Identifier(name)) for name in names
+    )
+    ctes.append(
+        sql.SQL("page AS MATERIALIZED ({} ORDER BY {} LIMIT {})").format(
+            parts,
+            _order(sort, sql.SQL("sort_value"), sql.SQL("id")),
+            sql.Literal(int(limit)),
+        )
+    )
+    return ctes, params
+
+
 def page_sql(
     query: ExplorerQuery, *, after: Cursor | None = None, limit: int = PAGE_SIZE
 ) -> tuple[sql.Composed, list[Any]]:
     """One keyset page: ``(id, sort_value, external_id, preview, chars, words, lines)`` rows.
 
     At most ``limit`` rows after ``after`` in the query's order. The ids and sort
-    values are picked first (from the signal partition when a predicate allows),
-    then only those documents are read for their previews.
+    values are picked first (from the signal partition when a predicate allows), in
+    an order a signal's index can yield either way (``_page_ctes``), then only those
+    documents are read for their previews.
     """
     src = _from(query, for_sort=True)
     sort = query.sort
-    value = _s(sort.signal.column) if sort.signal is not None else sql.SQL("NULL")
-    where, params = list(src.where), list(src.params)
-    if after is not None:
-        clause, values = _keyset(sort, value, src.id_column, after)
-        where.append(clause)
-        params += values
-    page = sql.SQL(
-        "page AS MATERIALIZED (SELECT {id} AS id, {value} AS sort_value FROM {relation}{where} "
-        "ORDER BY {order} LIMIT {limit})"
-    ).format(
-        id=src.id_column,
-        value=value,
-        relation=src.relation,
-        where=sql.SQL(" WHERE {}").format(_and(where)) if where else sql.SQL(""),
-        order=_order(sort, value, src.id_column),
-        limit=sql.Literal(int(limit)),
-    )
+    ctes, params = _page_ctes(query, src, after, limit)
     statement = sql.SQL(
         "{with_}"
         "SELECT page.id, page.sort_value, d.external_id, left(d.text, {preview}), "
@@ -244,13 +333,13 @@ def page_sql(
         "FROM page JOIN {documents} d ON d.id = page.id AND d.dataset_id = {dataset} "
         "ORDER BY {outer_order}"
     ).format(
-        with_=_with(src.hits, page),
+        with_=_with(src.hits, *ctes),
         preview=sql.Literal(PREVIEW_CHARS),
         documents=sql.Identifier(DOCUMENT_TABLE),
         dataset=sql.Literal(int(query.dataset_id)),
         outer_order=_order(sort, sql.SQL("page.sort_value"), sql.SQL("page.id")),
     )
-    return statement, params
+    return statement, src.hits_params + params
 
 
 def results_sql(

@@ -8,8 +8,10 @@ column lets PostgreSQL combine bitmaps instead, so the work follows the number o
 matches rather than the size of the dataset (bench/explorer_bench.py).
 
 Each index is on ``(signal DESC NULLS LAST, document_id DESC)``: ranges use it as
-any B-tree, and a page sorted by the signal, highest first (the explorer's keyset
-order), can walk it in order and stop after a page instead of sorting every match.
+any B-tree, and a page sorted by the signal can walk it in order and stop after a
+page instead of sorting every match: forward for highest first, backward for lowest
+first (the explorer reads the values, then the NULLs, so that both match the index:
+``explorer/query.py``).
 
 Indexes cost space (~30 MB per signal per million documents) and slow signal
 writes a little, so they follow use: the explorer asks for the columns of each

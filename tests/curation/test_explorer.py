@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -267,6 +268,26 @@ def test_keyset_pages_cover_every_row_once_with_ties_and_nulls(
     query = corpus.query(sort=sort, ranges=(Range(signal=corpus.col(corpus.words), lo=1),))
     subset = [d for d in corpus.ids if (corpus.value(d, "words") or 0) >= 1]
     assert list(all_pages(query, size=3)) == _expected_order(corpus, name, descending, subset)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_signal_sort_pages_cross_from_values_to_nulls_at_any_page_size(
+    corpus: Corpus, descending: bool
+) -> None:
+    # A page reads the values, then the NULLs when they do not fill it: every size puts
+    # the boundary elsewhere (the last value ends a page, starts one, or is mid-page).
+    # islice: a cursor that fails to move on repeats rows instead of paging forever.
+    words = Range(signal=corpus.col(corpus.words), lo=1)
+    subset = [d for d in corpus.ids if (corpus.value(d, "words") or 0) >= 1]
+    for name in ("score", "flag"):
+        sort = Sort(signal=SignalColumn.of(Signal.objects.get(name=name)), descending=descending)
+        everything = _expected_order(corpus, name, descending, corpus.ids)
+        filtered = _expected_order(corpus, name, descending, subset)
+        for size in range(1, 46):
+            pages = all_pages(corpus.query(sort=sort), size=size)
+            assert list(islice(pages, len(everything) + 1)) == everything
+            pages = all_pages(corpus.query(sort=sort, ranges=(words,)), size=size)
+            assert list(islice(pages, len(filtered) + 1)) == filtered
 
 
 @pytest.mark.parametrize("descending", [False, True])

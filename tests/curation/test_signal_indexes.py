@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -220,3 +222,75 @@ def test_a_page_sorted_by_an_indexed_signal_walks_the_index_in_order() -> None:
     after = [(r.id, r.sort_value) for r in explorer.explorer_page(query=q, size=30).rows]
     assert after == before and len(before) == 30
     assert [v for _, v in before] == sorted((v for _, v in before), reverse=True)
+
+
+def index_walks(
+    node: dict[str, Any], name: str, sorted_above: bool = False
+) -> list[dict[str, Any]]:
+    """The plan's scans of index ``name``, each with ``sorted_above``: a Sort of its rows.
+
+    CTEs hang under the statement's top node as InitPlans: that node's Sort is not theirs.
+    """
+    walks = [{**node, "sorted_above": sorted_above}] if node.get("Index Name") == name else []
+    for child in node.get("Plans", []):
+        own = child.get("Parent Relationship") not in ("InitPlan", "SubPlan")
+        walks += index_walks(child, name, own and (sorted_above or node["Node Type"] == "Sort"))
+    return walks
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_pages_sorted_either_way_walk_the_index_and_keep_values_then_nulls(
+    descending: bool,
+) -> None:
+    from curation.explorer import Cursor, Sort
+    from tests.curation.test_explorer import all_pages
+
+    dataset, quality, lang = corpus(400, seed=7)
+    column = quality.column_name
+    with connection.cursor() as cursor:
+        # Ties (one decimal) and NULLs, which an ascending sort shows last.
+        cursor.execute(
+            f"UPDATE {partition_name(dataset.pk)} SET {column} = CASE "
+            f"WHEN document_id % 8 = 0 THEN NULL ELSE round({column}::numeric, 1) END"
+        )
+        cursor.execute(f"ANALYZE {partition_name(dataset.pk)}")
+        cursor.execute(
+            f"SELECT document_id, {column} FROM {partition_name(dataset.pk)} "
+            f"WHERE {lang.column_name} = 'en'"
+        )
+        rows = cursor.fetchall()
+    valued = sorted(((v, d) for d, v in rows if v is not None), reverse=descending)
+    nulls = sorted((d for d, v in rows if v is None), reverse=descending)
+    expected = [d for _, d in valued] + nulls
+    q = ExplorerQuery(
+        dataset_id=dataset.pk,
+        equals=(Equals(signal=SignalColumn.of(lang), value="en"),),
+        sort=Sort(signal=SignalColumn.of(quality), descending=descending),
+    )
+    signal_index_build(dataset_id=dataset.pk, signal_id=quality.pk)
+    name = signal_index_name(dataset_id=dataset.pk, signal_id=quality.pk)
+    middle = valued[len(valued) // 2]
+    with connection.cursor() as cursor:
+        # Sorting 400 rows is cheaper than walking an index: forbid it to see the walk (and
+        # JIT, which the cost of a forbidden sort, the page's own 26 rows, would turn on).
+        cursor.execute("SET enable_sort = off")
+        cursor.execute("SET jit = off")
+        try:
+            # The first page, one in the values, one in the NULLs.
+            for after in (None, Cursor(id=middle[1], value=middle[0]), Cursor(id=nulls[2])):
+                statement, params = explorer.page_sql(q, after=after)
+                cursor.execute(
+                    "EXPLAIN (FORMAT JSON) " + statement.as_string(cursor.connection), params
+                )
+                shown = cursor.fetchone()[0]  # type: ignore[index]
+                plan = orjson.loads(shown) if isinstance(shown, str) else shown
+                walks = index_walks(plan[0]["Plan"], name)
+                # Both parts, the values and the NULLs, walk it; past the values, the NULLs.
+                assert len(walks) == (1 if after is not None and after.value is None else 2), plan
+                for walk in walks:
+                    assert walk["Node Type"] == "Index Scan" and not walk["sorted_above"], plan
+                    assert walk["Scan Direction"] == ("Forward" if descending else "Backward")
+            assert list(islice(all_pages(q, size=30), len(expected) + 1)) == expected
+        finally:
+            cursor.execute("RESET enable_sort")
+            cursor.execute("RESET jit")
