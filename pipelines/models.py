@@ -304,6 +304,9 @@ class GenerationPreview(models.Model):
     )
     problem = models.TextField(blank=True, help_text="Why the preview failed.")
     created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last sent."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -24,7 +24,7 @@ from curation.htmx import HtmxHttpRequest
 from pipelines.generation.base import GenerationError
 from pipelines.models import GenerationPreview
 from pipelines.services.definitions import load_steps, pipeline_create, pipeline_update
-from pipelines.services.previews import preview_start
+from pipelines.services.previews import preview_requeue_stale, preview_start
 from pipelines.steps.derive import DeriveStep
 from pipelines.synth_forms import AddStepForm, PreviewForm
 from pipelines.synthetic.prompts import PromptTemplateError
@@ -85,7 +85,9 @@ def generation_preview(request: HtmxHttpRequest) -> HttpResponse:
 def generation_preview_result(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """The preview section, polled by the page until the worker has finished."""
     _require_curator(request)
-    return _preview_fragment(request, _own_preview(request, token), "")
+    preview = _own_preview(request, token)
+    preview_requeue_stale(preview=preview)
+    return _preview_fragment(request, preview, "")
 
 
 def _user(request: HttpRequest) -> User:

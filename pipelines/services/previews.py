@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -64,7 +65,12 @@ def preview_start(
         created_by=user, created_at__lt=timezone.now() - KEEP_FOR
     ).delete()
     preview = GenerationPreview.objects.create(
-        created_by=user, dataset=dataset, spec=spec, n=n, queue=step.device
+        created_by=user,
+        dataset=dataset,
+        spec=spec,
+        n=n,
+        queue=step.device,
+        queued_at=timezone.now(),
     )
     transaction.on_commit(lambda: _queue(preview))
     return preview
@@ -74,6 +80,29 @@ def _queue(preview: GenerationPreview) -> None:
     from pipelines.tasks import generation_preview
 
     generation_preview.apply_async((preview.pk,), queue=preview.queue)
+
+
+def preview_requeue_stale(*, preview: GenerationPreview) -> bool:
+    """Send a preview's task again when it has waited WINNOW_REQUEUE_AFTER_SECONDS.
+
+    A broker restart loses queued messages; the polling page calls this, so a
+    preview is never stuck. At most one caller re-sends it (a conditional update);
+    a duplicate message is harmless, since only one worker can claim the preview.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
+    if preview.status != GenerationPreview.Status.QUEUED or preview.queued_at is None:
+        return False
+    if preview.queued_at >= stale:
+        return False
+    sent = GenerationPreview.objects.filter(
+        pk=preview.pk, status=GenerationPreview.Status.QUEUED, queued_at=preview.queued_at
+    ).update(queued_at=now)
+    if sent:
+        preview.queued_at = now
+        _queue(preview)
+        logger.info("preview %s: queued again after %s", preview.token, now - stale)
+    return bool(sent)
 
 
 def preview_execute(*, preview_id: int) -> GenerationPreview | None:

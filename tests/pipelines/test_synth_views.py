@@ -102,6 +102,43 @@ def test_a_preview_belongs_to_its_user_and_a_plain_post_lands_on_its_page(client
 
 
 @pytest.mark.django_db
+def test_a_preview_whose_message_was_lost_is_sent_again_once_when_polled(
+    client: Client,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines import tasks
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        tasks.generation_preview, "apply_async", lambda args, queue: sent.append((args, queue))
+    )
+    dataset = seeds()
+    client.force_login(curator())
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("generation_preview"), form(dataset), HTTP_HX_REQUEST="true")
+    preview = GenerationPreview.objects.get()
+    assert sent == [((preview.pk,), "gpu")]
+    url = reverse("generation_preview_result", args=[preview.token])
+    client.get(url, HTTP_HX_REQUEST="true")
+    assert len(sent) == 1  # not stale yet
+    old = timezone.now() - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS + 1)
+    GenerationPreview.objects.filter(pk=preview.pk).update(queued_at=old)
+    client.get(url, HTTP_HX_REQUEST="true")
+    client.get(url, HTTP_HX_REQUEST="true")
+    assert sent == [((preview.pk,), "gpu")] * 2  # once more, not once per poll
+    preview_execute(preview_id=preview.pk)
+    GenerationPreview.objects.filter(pk=preview.pk).update(queued_at=old)
+    client.get(url, HTTP_HX_REQUEST="true")
+    assert len(sent) == 2  # finished previews are never sent again
+
+
+@pytest.mark.django_db
 def test_a_backend_that_fails_on_the_worker_is_reported_on_the_page(client: Client) -> None:
     dataset = seeds()
     client.force_login(curator())
