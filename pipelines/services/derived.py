@@ -176,15 +176,12 @@ class PreviewRow:
     counts: dict[str, int]
 
 
-def derive_preview(
-    *, dataset: Dataset, step_name: str, params: dict[str, Any], n: int = 3
-) -> list[PreviewRow]:
-    """What a generator step makes of the dataset's first ``n`` documents, written nowhere.
+def preview_inputs(
+    *, dataset: Dataset, step_name: str, params: dict[str, Any], n: int
+) -> tuple[DeriveStep, list[Document]]:
+    """The generator step of a preview and the dataset's first ``n`` documents.
 
-    Runs the step (and its model) in the calling process, a worker's (see
-    ``services.previews``): meant for a handful of documents,
-    to check a template and a backend before a full run. Raises
-    PipelineDefinitionError for a step that is not a generator or bad parameters.
+    Raises PipelineDefinitionError for a step that is not a generator or bad parameters.
     """
     try:
         step = step_from_spec({"step": step_name, "params": params})
@@ -198,6 +195,20 @@ def derive_preview(
         .order_by("id")
         .values_list("id", "text", "meta")[:n]
     ]
+    return step, documents
+
+
+def derive_preview(
+    *, dataset: Dataset, step_name: str, params: dict[str, Any], n: int = 3
+) -> list[PreviewRow]:
+    """What a generator step makes of the dataset's first ``n`` documents, written nowhere.
+
+    Runs the step (and its model) in the calling process, a worker's (see
+    ``services.previews``): meant for a handful of documents,
+    to check a template and a backend before a full run. Raises
+    PipelineDefinitionError for a step that is not a generator or bad parameters.
+    """
+    step, documents = preview_inputs(dataset=dataset, step_name=step_name, params=params, n=n)
     prompts = step.prompts(documents)
     run = PipelineRun(dataset=dataset)
     derivation = derive_batch(run=run, step=step, documents=documents)

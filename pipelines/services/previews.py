@@ -18,14 +18,9 @@ from django.utils import timezone
 
 from curation.errors import CurationError
 from curation.models import Dataset
-from curation.models import Document as DocumentRow
-from pipelines.errors import PipelineDefinitionError
 from pipelines.generation.base import GenerationError
 from pipelines.models import GenerationPreview
-from pipelines.services.definitions import step_from_spec
-from pipelines.services.derived import derive_preview
-from pipelines.steps.base import Document, StepParamError
-from pipelines.steps.derive import DeriveStep
+from pipelines.services.derived import derive_preview, preview_inputs
 from pipelines.synthetic.prompts import PromptTemplateError
 
 logger = logging.getLogger(__name__)
@@ -47,19 +42,7 @@ def preview_start(
     Raises PipelineDefinitionError (bad step or parameters) or PromptTemplateError
     (the template fails on one of the documents), naming what to fix.
     """
-    spec = {"step": step_name, "params": params}
-    try:
-        step = step_from_spec(spec)
-    except StepParamError as exc:
-        raise PipelineDefinitionError(str(exc)) from exc
-    if not isinstance(step, DeriveStep):
-        raise PipelineDefinitionError(f"step {step_name!r} is not a generator step")
-    documents = [
-        Document(id=pk, text=text, meta=meta)
-        for pk, text, meta in DocumentRow.objects.filter(dataset=dataset)
-        .order_by("id")
-        .values_list("id", "text", "meta")[:n]
-    ]
+    step, documents = preview_inputs(dataset=dataset, step_name=step_name, params=params, n=n)
     step.prompts(documents)
     GenerationPreview.objects.filter(
         created_by=user, created_at__lt=timezone.now() - KEEP_FOR
@@ -67,7 +50,7 @@ def preview_start(
     preview = GenerationPreview.objects.create(
         created_by=user,
         dataset=dataset,
-        spec=spec,
+        spec={"step": step_name, "params": params},
         n=n,
         queue=step.device,
         queued_at=timezone.now(),
