@@ -208,6 +208,35 @@ def signal_rows_write(
     return count
 
 
+def signal_defaults_write(*, signals: list[Signal], dataset_id: int, values: list[Any]) -> None:
+    """Set ``signals`` to ``values`` (literals, one per signal) on every document of the dataset.
+
+    A corpus phase writes its defaults this way in one statement, then the documents
+    that differ with ``signal_rows_write``.
+    """
+    signal_partition_ensure(dataset_id=dataset_id)
+    columns = [sql.Identifier(s.column_name) for s in signals]
+    literals = [sql.Literal(v) for v in values]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {table} (dataset_id, document_id, {columns}) "
+                "SELECT dataset_id, id, {values} FROM curation_document WHERE dataset_id = %s "
+                "ON CONFLICT (dataset_id, document_id) DO UPDATE SET {updates}"
+            )
+            .format(
+                table=sql.Identifier(TABLE),
+                columns=sql.SQL(", ").join(columns),
+                values=sql.SQL(", ").join(literals),
+                updates=sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(c, v) for c, v in zip(columns, literals, strict=True)
+                ),
+            )
+            .as_string(cursor.connection),
+            [dataset_id],
+        )
+
+
 def signal_values_clear(*, signal: Signal, dataset: Dataset) -> None:
     """Forget every value of ``signal`` in ``dataset`` (before a full recompute)."""
     with connection.cursor() as cursor:

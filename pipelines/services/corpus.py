@@ -21,7 +21,11 @@ from curation.errors import PermanentError
 from curation.models import Document as DocumentRow
 from curation.models import DuplicateGroup, DuplicateMember, Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
-from curation.services.signals import signal_partition_ensure, signal_rows_write
+from curation.services.signals import (
+    signal_defaults_write,
+    signal_partition_ensure,
+    signal_rows_write,
+)
 from curation.services.vectors import vectors_load
 from pipelines.models import PipelineRun
 from pipelines.services import pairs
@@ -188,13 +192,12 @@ def minhash_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             "CREATE TEMP TABLE winnow_minhash_bucket "
             "(band smallint, bucket bigint, document_id bigint) ON COMMIT DROP"
         )
-        for chunk in pairs.document_chunks(dataset_id):
+        for rows in pairs.band_bucket_rows(step, dataset_id):
             with cursor.cursor.copy(
                 "COPY winnow_minhash_bucket (band, bucket, document_id) FROM STDIN"
             ) as copy:
-                for pk, text, _ in chunk:
-                    for band, bucket in enumerate(step.band_buckets(text) or ()):
-                        copy.write_row((band, bucket, pk))
+                for row in rows:
+                    copy.write_row(row)
         cursor.execute(
             "SELECT array_agg(document_id ORDER BY document_id) FROM winnow_minhash_bucket "
             "GROUP BY band, bucket HAVING count(*) > 1"
@@ -300,21 +303,10 @@ def _write_groups(
     )
     names = ["minhash_dedup_size", "minhash_dedup_keep", "minhash_dedup_similarity"]
     signals = {s.name: s for s in Signal.objects.filter(name__in=names)}
-    size, keep, sim = (sql.Identifier(signals[n].column_name) for n in names)
-    signal_partition_ensure(dataset_id=dataset_id)
-    with connection.cursor() as cursor:
-        # Every document first: alone in its group and kept; then the grouped ones.
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {table} (dataset_id, document_id, {size}, {keep}, {sim}) "
-                "SELECT dataset_id, id, 1, true, NULL FROM curation_document WHERE dataset_id = %s "
-                "ON CONFLICT (dataset_id, document_id) DO UPDATE "
-                "SET {size} = 1, {keep} = true, {sim} = NULL"
-            )
-            .format(table=sql.Identifier(SIGNAL_TABLE), size=size, keep=keep, sim=sim)
-            .as_string(cursor.connection),
-            [dataset_id],
-        )
+    # Every document first: alone in its group and kept; then the grouped ones.
+    signal_defaults_write(
+        signals=[signals[n] for n in names], dataset_id=dataset_id, values=[1, True, None]
+    )
     signal_rows_write(
         signals=[signals[n] for n in names],
         dataset_id=dataset_id,

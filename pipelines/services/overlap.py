@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
-from psycopg import sql
 
 from curation.errors import PermanentError
 from curation.models import Dataset, Signal
 from curation.models import Document as DocumentRow
-from curation.services.signals import TABLE as SIGNAL_TABLE
-from curation.services.signals import signal_partition_ensure, signal_rows_write
+from curation.services.signals import signal_defaults_write, signal_rows_write
 from pipelines.models import PipelineRun
 from pipelines.services import pairs
 from pipelines.services.results import run_results_merge
@@ -76,13 +74,12 @@ def source_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             "ON COMMIT DROP"
         )
         for dataset_id, reference in sides:
-            for chunk in pairs.document_chunks(dataset_id):
+            for rows in pairs.band_bucket_rows(minhash, dataset_id):
                 with cursor.cursor.copy(
                     "COPY winnow_overlap_bucket (reference, band, bucket, document_id) FROM STDIN"
                 ) as copy:
-                    for pk, text, _ in chunk:
-                        for band, bucket in enumerate(minhash.band_buckets(text) or ()):
-                            copy.write_row((reference, band, bucket, pk))
+                    for row in rows:
+                        copy.write_row((reference, *row))
         cursor.execute("ANALYZE winnow_overlap_bucket")
         cursor.execute(
             "WITH shared AS ("
@@ -140,21 +137,10 @@ def _write(
     threshold: float,
 ) -> None:
     signals = {s.name: s for s in Signal.objects.filter(name__in=SIGNALS)}
-    flag, similarity, match = (sql.Identifier(signals[n].column_name) for n in SIGNALS)
-    signal_partition_ensure(dataset_id=dataset_id)
-    with connection.cursor() as cursor:
-        # Every document first: no candidate; then the ones that have one.
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {table} (dataset_id, document_id, {flag}, {sim}, {match}) "
-                "SELECT dataset_id, id, false, NULL, NULL FROM curation_document "
-                "WHERE dataset_id = %s ON CONFLICT (dataset_id, document_id) DO UPDATE "
-                "SET {flag} = false, {sim} = NULL, {match} = NULL"
-            )
-            .format(table=sql.Identifier(SIGNAL_TABLE), flag=flag, sim=similarity, match=match)
-            .as_string(cursor.connection),
-            [dataset_id],
-        )
+    # Every document first: no candidate; then the ones that have one.
+    signal_defaults_write(
+        signals=[signals[n] for n in SIGNALS], dataset_id=dataset_id, values=[False, None, None]
+    )
     signal_rows_write(
         signals=[signals[n] for n in SIGNALS],
         dataset_id=dataset_id,

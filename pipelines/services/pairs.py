@@ -42,6 +42,20 @@ def document_chunks(
         yield rows
 
 
+def band_bucket_rows(step: Any, dataset_id: int) -> Iterator[list[tuple[int, int, int]]]:
+    """(band, bucket, document id) of every document, a chunk of documents at a time.
+
+    ``step`` gives the buckets (``step.band_buckets(text)``, None for a text
+    without words, which then has no row).
+    """
+    for chunk in document_chunks(dataset_id):
+        yield [
+            (band, bucket, pk)
+            for pk, text, _ in chunk
+            for band, bucket in enumerate(step.band_buckets(text) or ())
+        ]
+
+
 def verified_pairs(
     step: Any,
     dataset_id: int | list[int],
