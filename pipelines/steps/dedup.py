@@ -93,6 +93,14 @@ class ExactDedup(Step):
         return {"exact_dedup_hash": hashes}
 
 
+# The MinHash LSH parameters, shared with source_dedup (pipelines/steps/overlap.py).
+MINHASH_PARAMS = (
+    Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
+    Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),
+    Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
+    Param("threshold", float, 0.7, "least Jaccard for a verified pair", minimum=0, maximum=1),
+    Param("seed", int, 1, "seed of the hash permutations"),
+)
 _MERSENNE = (1 << 61) - 1
 _MAX_HASH = (1 << 32) - 1
 
@@ -113,14 +121,7 @@ class MinHashDedup(Step):
     version = "1"
     description = "Near duplicates: MinHash LSH candidates, verified by exact Jaccard."
     level = "corpus"
-    params = (
-        Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
-        Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),
-        Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
-        Param("threshold", float, 0.7, "least Jaccard for a verified pair", minimum=0, maximum=1),
-        Param("seed", int, 1, "seed of the hash permutations"),
-        *KEEP_PARAMS,
-    )
+    params = (*MINHASH_PARAMS, *KEEP_PARAMS)
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)

@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.steps.base import Document, Param, SignalSpec, Step, register
-from pipelines.steps.dedup import MinHashDedup
-
-# The MinHash parameters, passed on to MinHashDedup for shingles and band buckets.
-MINHASH_PARAMS = ("ngram", "bands", "rows", "threshold", "seed")
+from pipelines.steps.dedup import MINHASH_PARAMS, MinHashDedup
 
 
 @register
@@ -37,13 +34,7 @@ class SourceDedup(Step):
             (),
             "slugs of the datasets to compare with; empty: the dataset this one was generated from",
         ),
-        Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
-        Param("bands", int, 14, "LSH bands", minimum=1, maximum=64),
-        Param("rows", int, 8, "MinHash values per band", minimum=1, maximum=32),
-        Param(
-            "threshold", float, 0.7, "least Jaccard to count as a duplicate", minimum=0, maximum=1
-        ),
-        Param("seed", int, 1, "seed of the hash permutations"),
+        *MINHASH_PARAMS,
     )
 
     def signals(self) -> list[SignalSpec]:
@@ -72,4 +63,5 @@ class SourceDedup(Step):
         return {}
 
     def minhash(self) -> MinHashDedup:
-        return MinHashDedup(**{key: self.config[key] for key in MINHASH_PARAMS})
+        """The MinHash settings as a MinHashDedup, for its shingles and band buckets."""
+        return MinHashDedup(**{p.name: self.config[p.name] for p in MINHASH_PARAMS})
