@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -37,16 +36,10 @@ from annotate.services.item_sources import items_add
 from annotate.services.projects import member_set, project_create
 from annotate.source_forms import PairsAddForm, SuggestionsForm
 from curation.htmx import HtmxHttpRequest
+from curation.views import logged_in_user as _user
 
 MANAGE: set[str] = {ProjectMember.Role.CURATOR, selectors.ADMIN}
 ANNOTATE: set[str] = {ProjectMember.Role.ANNOTATOR, ProjectMember.Role.CURATOR}
-
-
-def _user(request: HttpRequest) -> User:
-    """The logged-in user (every view here is behind login_required)."""
-    if not isinstance(request.user, User):
-        raise PermissionDenied("Log in first.")
-    return request.user
 
 
 def _get_project_for_user(request: HttpRequest, slug: str, roles: set[str]) -> AnnotationProject:

@@ -6,6 +6,8 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -18,6 +20,13 @@ from curation.models import Dataset, Document, ImportJob
 from curation.services.datasets import dataset_create
 from curation.services.evalsets import evalset_import_upload
 from curation.services.imports import import_job_create_from_upload, import_job_dispatch
+
+
+def logged_in_user(request: HttpRequest) -> User:
+    """The logged-in user of a view behind login_required (typed as such)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied("Log in first.")
+    return request.user
 
 
 def _get_dataset_for_user(request: HttpRequest, slug: str) -> Dataset:

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from curation.errors import CurationError
 from curation.htmx import HtmxHttpRequest
+from curation.views import logged_in_user
 from pipelines.generation.base import GenerationError
 from pipelines.models import GenerationPreview
 from pipelines.services.definitions import load_steps, pipeline_create, pipeline_update
@@ -57,7 +57,7 @@ def generation_preview(request: HtmxHttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             preview = preview_start(
-                user=_user(request),
+                user=logged_in_user(request),
                 dataset=data["dataset"],
                 step_name=data["step"],
                 params=form.step_params(),
@@ -88,12 +88,6 @@ def generation_preview_result(request: HtmxHttpRequest, token: str) -> HttpRespo
     preview = _own_preview(request, token)
     preview_requeue_stale(preview=preview)
     return _preview_fragment(request, preview, "")
-
-
-def _user(request: HttpRequest) -> User:
-    if not isinstance(request.user, User):  # login_required let an anonymous user in
-        raise PermissionDenied("Log in to preview.")
-    return request.user
 
 
 def _own_preview(request: HttpRequest, token: str) -> GenerationPreview:
