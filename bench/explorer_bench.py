@@ -34,7 +34,10 @@ Per query: ``page`` (explorer_page: the first 25 with previews), ``estimate``
 count reported), ``count`` (explorer_count, exact) and ``first
 response``: explorer_results as the htmx page calls it, page + exact count up to
 COUNT_INLINE_MAX documents and page + estimate above (the exact count follows in
-its own request); a text query gets its page and exact count from one statement.
+its own request). A text query is read the way ``curation/explorer/text_plan.py``
+chooses (every hit, signals first, or a window of ids with an estimated count); its
+baseline, timed beside it, is ``every hit``: page and exact count from every hit of
+the search index in one statement (``results_sql``), as the explorer did before.
 
 Also: histograms (a signal's summary with 7 quantiles + 40 bins + the counts on
 each side of two bounds) cold (summary cache cleared) and warm, the text query
@@ -394,6 +397,7 @@ def measure(
         "hist": {},
         "no_index": {},
         "errors": {},
+        "reads": {},
     }
     specs = {
         kind: make_specs(kind, args.queries, seed=11 + k) for k, kind in enumerate(QUERY_KINDS)
@@ -413,7 +417,7 @@ def measure(
                 count_ms, n = timed(partial(explorer.explorer_count, query=q))
                 if not q.reads_documents:
                     out["errors"].setdefault((kind, size), []).append(abs(guess - n) / max(n, 1))
-                results_ms, _ = timed(
+                results_ms, results = timed(
                     partial(
                         explorer.explorer_results,
                         query=q,
@@ -422,8 +426,19 @@ def measure(
                     )
                 )
                 times = out["times"].setdefault(
-                    (kind, size), {"page": [], "estimate": [], "count": [], "results": []}
+                    (kind, size),
+                    {"page": [], "estimate": [], "count": [], "results": [], "every hit": []},
                 )
+                if q.text:  # the baseline: page and count from every hit, as before text_plan
+                    every_ms, _ = timed(
+                        partial(
+                            run_sql,
+                            *explorer.results_sql(q, limit=explorer.PAGE_SIZE + 1),
+                            "SET LOCAL work_mem = '64MB'",
+                        )
+                    )
+                    times["every hit"].append(every_ms)
+                    out["reads"].setdefault(size, []).append(results.read)
                 times["page"].append(page_ms)
                 times["estimate"].append(estimate_ms)
                 times["count"].append(count_ms)
@@ -508,8 +523,7 @@ def report(
     print("QUERY ms: page = explorer_page (first 25, previews); estimate = sampled count;")
     print("count = exact count; first response = explorer_results as the htmx page calls it:")
     print(f"page + exact count up to {COUNT_INLINE_MAX:,} documents, page + estimate above (the")
-    print("exact count follows in its own request); text queries: page and exact count in one")
-    print("statement at any size")
+    print("exact count follows in its own request); text queries: read as text_plan.py chooses")
     head = (
         f"{'kind':<22} {'size':>9} | {'page p50':>8} {'p95':>6} | {'est p50':>7} {'p95':>5} | "
         f"{'count p50':>9} {'p95':>6} | {'page+count p95':>14} | {'first resp p95':>14} | matches"
@@ -572,6 +586,19 @@ def report(
             t = times[("ranges+text", size)]["count"][w :: len(WORD_SHARES)]
             cells.append(f"{size:,}: {pct(t, 50):.0f}")
         print(f"  {data[sizes[0]]['words'][w]:<16} {share:>6.1%}  " + ", ".join(cells))
+    print()
+    print("ranges+text first response by how its hits were read (curation/explorer/text_plan.py),")
+    print("against reading every hit (results_sql alone, as before), same queries, same run:")
+    for size in sizes:
+        t = times[("ranges+text", size)]
+        reads = out["reads"][size]
+        tally = ", ".join(f"{r} {reads.count(r)}" for r in sorted(set(reads)))
+        ours, every = pct(t["results"], 95), pct(t["every hit"], 95)
+        print(
+            f"  {size:>9,}: {tally}; first response p50 {pct(t['results'], 50):.1f} p95 "
+            f"{ours:.1f} ms, every hit p50 {pct(t['every hit'], 50):.1f} p95 {every:.1f} ms: "
+            f"p95 ratio every hit / ours {every / ours:.1f}"
+        )
     print()
     print("HISTOGRAM ms (summary + 40 bins + bound counts; cold = summary not cached):")
     for size in sizes:

@@ -105,13 +105,25 @@ class _From:
         return self.hits_params + self.where_params
 
 
-def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
+def _from(
+    query: ExplorerQuery,
+    *,
+    for_sort: bool,
+    window: tuple[int, int] | None = None,
+    signals_first: bool = False,
+) -> _From:
     """The rows ``query`` reads, by the rules in the module docstring.
 
     Text and meta predicates are evaluated first, alone, in a MATERIALIZED CTE of
     document ids: the planner otherwise likes to walk documents in id order and
     compute ``to_tsvector`` on each until a page is full, which takes minutes on a
     rare word at 1M documents (its cost model thinks that function cheap).
+
+    Two ways to narrow that CTE (``text_plan.py`` chooses): ``window`` keeps the
+    documents with ``lo <= id < hi``, which PostgreSQL ANDs with the search index as
+    two bitmaps, so only the window's hits are visited; ``signals_first`` keeps the
+    documents that match the signal predicates, found first through their indexes,
+    and computes the text predicate on those alone.
     """
     dataset = sql.Literal(int(query.dataset_id))
     where: list[sql.Composable] = []
@@ -132,6 +144,19 @@ def _from(query: ExplorerQuery, *, for_sort: bool) -> _From:
     if query.reads_documents:
         doc_where: list[sql.Composable] = [sql.SQL("d.dataset_id = {}").format(dataset)]
         doc_params: list[Any] = []
+        if signals_first and where:
+            doc_where.append(
+                sql.SQL(
+                    "d.id = ANY((SELECT array_agg(s.document_id) FROM {} s WHERE {})::bigint[])"
+                ).format(signal_table, _and([sql.SQL("s.dataset_id = {}").format(dataset), *where]))
+            )
+            doc_params += params
+        if window is not None:
+            doc_where.append(
+                sql.SQL("d.id >= {} AND d.id < {}").format(
+                    sql.Literal(int(window[0])), sql.Literal(int(window[1]))
+                )
+            )
         if query.meta is not None:
             doc_where.append(sql.SQL("d.meta ->> %s = %s"))
             doc_params += [query.meta.key, query.meta.value]
@@ -176,9 +201,11 @@ def _and(parts: list[sql.Composable]) -> sql.Composable:
     return sql.SQL(" AND ").join(parts)
 
 
-def count_sql(query: ExplorerQuery) -> tuple[sql.Composed, list[Any]]:
+def count_sql(
+    query: ExplorerQuery, *, signals_first: bool = False
+) -> tuple[sql.Composed, list[Any]]:
     """``SELECT count(*)`` of the documents that match ``query``; returns (statement, params)."""
-    src = _from(query, for_sort=False)
+    src = _from(query, for_sort=False, signals_first=signals_first)
     where = sql.SQL(" WHERE {}").format(_and(src.where)) if src.where else sql.SQL("")
     statement = sql.SQL("{}SELECT count(*) FROM {}{}").format(_with(src.hits), src.relation, where)
     return statement, src.params
@@ -343,16 +370,23 @@ def page_sql(
 
 
 def results_sql(
-    query: ExplorerQuery, *, after: Cursor | None = None, limit: int = PAGE_SIZE
+    query: ExplorerQuery,
+    *,
+    after: Cursor | None = None,
+    limit: int = PAGE_SIZE,
+    window: tuple[int, int] | None = None,
+    signals_first: bool = False,
 ) -> tuple[sql.Composed, list[Any]]:
     """The page and the count in one statement, for queries that read documents.
 
     Their cost is visiting every text or meta hit (GIN has no index-only scans),
     so the matches are found once, kept, then counted and paged. Rows are
-    ``(count, id, sort_value, external_id, preview, chars, words, lines)``, one
-    row of NULLs but the count when the page is empty.
+    ``(count, hits, id, sort_value, external_id, preview, chars, words, lines)``,
+    one row of NULLs but the counts when the page is empty. ``hits`` counts the
+    text and meta hits before the signal predicates, with a ``window`` only (else
+    NULL); ``window`` and ``signals_first`` narrow the hits as ``_from`` says.
     """
-    src = _from(query, for_sort=True)
+    src = _from(query, for_sort=True, window=window, signals_first=signals_first)
     sort = query.sort
     value = _s(sort.signal.column) if sort.signal is not None else sql.SQL("NULL")
     matched = sql.SQL(
@@ -373,13 +407,14 @@ def results_sql(
     statement = sql.SQL(
         "{with_}, page AS MATERIALIZED (SELECT id, sort_value FROM matched{keyset} "
         "ORDER BY {order} LIMIT {limit}) "
-        "SELECT c.n, p.* FROM (SELECT count(*) AS n FROM matched) c LEFT JOIN ("
+        "SELECT c.n, {hits}, p.* FROM (SELECT count(*) AS n FROM matched) c LEFT JOIN ("
         "SELECT page.id, page.sort_value, d.external_id, left(d.text, {preview}), "
         "d.char_count, d.word_count, d.line_count "
         "FROM page JOIN {documents} d ON d.id = page.id AND d.dataset_id = {dataset}"
         ") p ON true ORDER BY {outer_order}"
     ).format(
         with_=_with(src.hits, matched),
+        hits=sql.SQL("(SELECT count(*) FROM hits)" if window is not None else "NULL::bigint"),
         keyset=keyset,
         order=order,
         limit=sql.Literal(int(limit)),
@@ -435,12 +470,21 @@ def explorer_page(
     Keyset pagination on (sort value, id): every matching document appears on
     exactly one page, ties and NULLs included, whatever the depth.
     """
+    if query.text:
+        return explorer_results(query=query, after=after, exact_count=False, size=size).page
     statement, params = page_sql(query, after=after, limit=size + 1)
     return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
 
 
 def explorer_count(*, query: ExplorerQuery) -> int:
-    """How many documents of the dataset match ``query`` (exact)."""
+    """How many documents of the dataset match ``query`` (exact).
+
+    A text query with signal predicates is read the cheaper way of ``text_plan.py``.
+    """
+    if query.text:
+        from curation.explorer.text_plan import text_count
+
+        return text_count(query=query)[0]
     statement, params = count_sql(query)
     return int(_execute(statement, params, query=query)[0][0])
 
@@ -471,9 +515,13 @@ COUNT_INLINE_MAX = 100_000
 
 @dataclass(frozen=True)
 class ExplorerResults:
+    """A page and its count, or the count's ``estimate``; ``read``: how a text query's
+    hits were read (``text_plan.READS``), "" for other queries."""
+
     page: ExplorerPage
     count: int | None
     estimate: int | None
+    read: str = ""
 
 
 def explorer_results(
@@ -481,14 +529,19 @@ def explorer_results(
 ) -> ExplorerResults:
     """A page and the exact count, or the estimate when ``exact_count`` is False.
 
-    A query that reads documents (text, meta) always counts exactly: one statement
-    finds its hits once for both (``results_sql``).
+    A query that reads documents (text, meta) finds its hits once for the page and
+    the count (``results_sql``); on a big dataset a text query's hits are read the
+    cheapest way of ``text_plan.py``, and without ``exact_count`` a page sorted by id
+    may come from a window of ids with an estimated count.
     """
     if query.reads_documents:
-        statement, params = results_sql(query, after=after, limit=size + 1)
-        rows = _execute(statement, params, query=query)
-        found = [ExplorerRow(*row[1:]) for row in rows if row[1] is not None]
-        return ExplorerResults(page=_paged(found, size), count=int(rows[0][0]), estimate=None)
+        from curation.explorer.text_plan import text_results
+
+        read = text_results(query=query, after=after, exact_count=exact_count, limit=size + 1)
+        found = [ExplorerRow(*row[2:]) for row in read.rows if row[2] is not None]
+        return ExplorerResults(
+            page=_paged(found, size), count=read.count, estimate=read.estimate, read=read.read
+        )
     page = explorer_page(query=query, after=after, size=size)
     if exact_count:
         return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)

@@ -1,0 +1,245 @@
+"""How a text query over a big dataset is read: every hit, signals first, or a window of ids.
+
+A text predicate costs in two very different ways (``bench/explorer_bench.py``, 1M
+documents). Through the dataset's search index each hit costs a visit of its
+document plus the lookup of its signal row, about ``C_HIT_US``: a word in 30 % of
+the documents costs ~700 ms, whatever else the filter says. Computed on one
+document read by id (``to_tsvector``), it costs about ``C_COMPUTE_US``. PostgreSQL's
+planner sees neither: the index is partial, so it keeps no statistics of the words
+(every word is 0.5 % to it), and it prices ``to_tsvector`` as a cheap function.
+
+So the explorer chooses, from one probe: the query run on a window of about
+``PROBE_DOCUMENTS`` documents at the start of the order (the search index and the id
+index ANDed as bitmaps, so only the window's hits are visited) counts the window's
+text hits and matches, which estimate the word's share and the filter's. Of
+
+* ``all``: every hit of the search index (``results_sql`` as it is): hits x C_HIT;
+* ``signals``: the documents matching the signal predicates first, through their
+  indexes, the text computed on each: those documents x C_COMPUTE (the number from
+  the block-sample estimate of ``estimate.py``);
+* ``window``: for a page sorted by id whose count may be an estimate, a window of ids
+  that should hold ``FILL_MARGIN`` pages of matches: the window's hits x C_HIT;
+
+the cheapest runs. A window that does not fill its page after all is followed by the
+cheaper of the other two, so a page is never wrong, only slower. The window's count
+is an estimate (its matches scaled to the dataset), and the exact count follows in
+its own request, as for signal filters (``explorer_count`` chooses between ``all``
+and ``signals`` the same way). Datasets under ``PLAN_MIN_DOCUMENTS`` always read
+``all``: every way costs a few milliseconds there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from curation.explorer.filters import Cursor, ExplorerQuery
+from curation.models import Dataset
+
+# Measured at 1M documents on a 2-core machine (bench/explorer_bench.py, README).
+C_HIT_US = 2.3
+C_COMPUTE_US = 90.0
+PLAN_MIN_DOCUMENTS = 100_000
+PROBE_DOCUMENTS = 2_000
+# A window is sized for this many pages of expected matches, and never spans more
+# than this share of the dataset (past it, reading every hit costs about the same).
+FILL_MARGIN = 2.0
+WINDOW_MAX_SHARE = 0.25
+
+READS = ("all", "signals", "window")
+
+
+@dataclass(frozen=True)
+class TextRead:
+    """The rows of ``results_sql`` and how they were read; ``count`` is None for a window
+    (``estimate`` holds its scaled count) unless the window held every remaining document."""
+
+    rows: list[tuple[Any, ...]]
+    count: int | None
+    estimate: int | None
+    read: str
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """The dataset's documents and the id range they span."""
+
+    documents: int
+    first: int
+    last: int
+
+    @property
+    def density(self) -> float:
+        return self.documents / max(1, self.last - self.first + 1)
+
+
+def _ids(dataset_id: int) -> _Ids | None:
+    documents = (
+        Dataset.objects.filter(pk=dataset_id).values_list("document_count", flat=True).first()
+    )
+    if not documents or documents < PLAN_MIN_DOCUMENTS:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(id), max(id) FROM curation_document WHERE dataset_id = %s", [dataset_id]
+        )
+        first, last = cursor.fetchone()
+    if first is None:
+        return None
+    return _Ids(documents=int(documents), first=int(first), last=int(last))
+
+
+def _span(query: ExplorerQuery, after: Cursor | None, ids: _Ids) -> tuple[int, int]:
+    """The ids ``[lo, hi)`` still to page through: all of them unless sorted by id past a cursor."""
+    lo, hi = ids.first, ids.last + 1
+    if after is not None and query.sort.signal is None:
+        if query.sort.descending:
+            hi = min(hi, after.id)
+        else:
+            lo = max(lo, after.id + 1)
+    return lo, max(lo, hi)
+
+
+def _window(query: ExplorerQuery, span: tuple[int, int], width: int) -> tuple[int, int]:
+    """The first ``width`` ids of ``span`` in the query's order."""
+    lo, hi = span
+    width = max(1, int(width))
+    if query.sort.signal is None and query.sort.descending:
+        return max(lo, hi - width), hi
+    return lo, min(hi, lo + width)
+
+
+def _run(
+    query: ExplorerQuery,
+    *,
+    after: Cursor | None,
+    limit: int,
+    window: tuple[int, int] | None = None,
+    signals_first: bool = False,
+) -> list[tuple[Any, ...]]:
+    from curation.explorer.query import _execute, results_sql
+
+    statement, params = results_sql(
+        query, after=after, limit=limit, window=window, signals_first=signals_first
+    )
+    return _execute(statement, params, query=query)
+
+
+def _signal_matches(query: ExplorerQuery) -> int | None:
+    """The block-sample estimate of the documents matching the signal predicates alone."""
+    if not query.reads_signals:
+        return None
+    from curation.explorer.estimate import sampled_count
+
+    sampled = sampled_count(query=dataclasses.replace(query, text="", meta=None))
+    return None if sampled is None else sampled.estimate
+
+
+@dataclass(frozen=True)
+class _Probe:
+    rows: list[tuple[Any, ...]]
+    window: tuple[int, int]
+    documents: float
+    hits: int
+    matches: int
+    complete: bool  # the window holds every document still to page through: the page is right
+    whole: bool  # the window holds the whole dataset: the count is exact too
+
+    @property
+    def hit_share(self) -> float:
+        return self.hits / self.documents if self.documents else 0.0
+
+    @property
+    def match_share(self) -> float:
+        return self.matches / self.documents if self.documents else 0.0
+
+    def filled(self, limit: int) -> bool:
+        return sum(1 for row in self.rows if row[2] is not None) >= limit
+
+
+def _probe(query: ExplorerQuery, after: Cursor | None, limit: int, ids: _Ids, width: int) -> _Probe:
+    span = _span(query, after, ids)
+    window = _window(query, span, width)
+    rows = _run(query, after=after, limit=limit, window=window)
+    return _Probe(
+        rows=rows,
+        window=window,
+        documents=(window[1] - window[0]) * ids.density,
+        hits=int(rows[0][1]),
+        matches=int(rows[0][0]),
+        complete=window == span,
+        whole=window == (ids.first, ids.last + 1),
+    )
+
+
+def _cheapest(costs: dict[str, float]) -> str:
+    return min(costs, key=lambda read: (costs[read], READS.index(read)))
+
+
+def _exact_costs(query: ExplorerQuery, probe: _Probe, ids: _Ids) -> dict[str, float]:
+    costs = {"all": probe.hit_share * ids.documents * C_HIT_US}
+    signal_matches = _signal_matches(query)
+    if signal_matches is not None:
+        costs["signals"] = signal_matches * C_COMPUTE_US
+    return costs
+
+
+def _window_result(probe: _Probe, ids: _Ids) -> TextRead:
+    if probe.whole:
+        return TextRead(rows=probe.rows, count=probe.matches, estimate=None, read="window")
+    estimate = round(probe.match_share * ids.documents)
+    return TextRead(rows=probe.rows, count=None, estimate=estimate, read="window")
+
+
+def text_results(
+    *, query: ExplorerQuery, after: Cursor | None, exact_count: bool, limit: int
+) -> TextRead:
+    """``results_sql`` rows of ``query`` (``limit`` of them at most), read the cheapest way.
+
+    With ``exact_count`` the count is exact; without it, a page sorted by id may come
+    from a window, with an estimated count.
+    """
+    ids = _ids(query.dataset_id) if query.text else None
+    if ids is None:
+        rows = _run(query, after=after, limit=limit)
+        return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read="all")
+    probe = _probe(query, after, limit, ids, math.ceil(PROBE_DOCUMENTS / ids.density))
+    may_window = query.sort.signal is None and not exact_count
+    if (probe.complete and (probe.whole or not exact_count)) or (
+        may_window and probe.filled(limit)
+    ):
+        return _window_result(probe, ids)
+    costs = _exact_costs(query, probe, ids)
+    if may_window and probe.match_share > 0:
+        wanted = FILL_MARGIN * limit / probe.match_share
+        if wanted <= WINDOW_MAX_SHARE * ids.documents:
+            costs["window"] = wanted * probe.hit_share * C_HIT_US
+    read = _cheapest(costs)
+    if read == "window":
+        wanted = FILL_MARGIN * limit / probe.match_share
+        grown = _probe(query, after, limit, ids, math.ceil(wanted / ids.density))
+        if grown.complete or grown.filled(limit):
+            return _window_result(grown, ids)
+        del costs["window"]
+        read = _cheapest(costs)
+    rows = _run(query, after=after, limit=limit, signals_first=read == "signals")
+    return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read=read)
+
+
+def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
+    """The exact count of ``query`` and how it was read (``all`` or ``signals``)."""
+    from curation.explorer.query import _execute, count_sql
+
+    ids = _ids(query.dataset_id) if query.text and query.reads_signals else None
+    read = "all"
+    if ids is not None:
+        probe = _probe(query, None, 1, ids, math.ceil(PROBE_DOCUMENTS / ids.density))
+        if probe.whole:
+            return probe.matches, "window"
+        read = _cheapest(_exact_costs(query, probe, ids))
+    statement, params = count_sql(query, signals_first=read == "signals")
+    return int(_execute(statement, params, query=query)[0][0]), read
