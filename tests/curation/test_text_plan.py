@@ -54,11 +54,11 @@ class TextCorpus:
         self.ids = add_documents(self.dataset, texts)
         self.texts = dict(zip(self.ids, texts, strict=True))
         score = signal_define(name="score", step="test", step_version="1", dtype="float")
-        bucket = signal_define(name="bucket", step="test", step_version="1", dtype="int")
+        bucket = signal_define(name="bucket", step="test", step_version="1", dtype="text")
         self.score, self.bucket = SignalColumn.of(score), SignalColumn.of(bucket)
         # Every 9th document has no signal row: a signal predicate never matches it.
-        self.values = {
-            doc_id: ((i * 37 % 100) / 100.0, i % 10)
+        self.values: dict[int, tuple[float, str]] = {
+            doc_id: ((i * 37 % 100) / 100.0, f"b{i % 10}")
             for i, doc_id in enumerate(self.ids)
             if i % 9 != 4
         }
@@ -77,13 +77,13 @@ class TextCorpus:
         """The matching ids in the query's order, computed in Python."""
         ids = [d for d in self.ids if query.text in self.texts[d].split()]
         for pred in query.ranges:
-            column = 0 if pred.signal == self.score else 1
+            assert pred.signal == self.score  # the ranges here are on the score
             ids = [
                 d
                 for d in ids
                 if d in self.values
-                and (pred.lo is None or self.values[d][column] >= pred.lo)
-                and (pred.hi is None or self.values[d][column] <= pred.hi)
+                and (pred.lo is None or self.values[d][0] >= pred.lo)
+                and (pred.hi is None or self.values[d][0] <= pred.hi)
             ]
         for eq in query.equals:
             ids = [d for d in ids if d in self.values and self.values[d][1] == eq.value]
@@ -92,13 +92,16 @@ class TextCorpus:
             return sorted(ids, reverse=sort.descending)
         column = 0 if sort.signal == self.score else 1
 
-        def key(d: int) -> tuple[Any, ...]:
-            value = self.values.get(d, (None, None))[column]
-            if value is None:
-                return (1, 0.0, d if not sort.descending else -d)
-            return (0, -value if sort.descending else value, -d if sort.descending else d)
+        def value(d: int) -> Any:
+            return self.values[d][column]
 
-        return sorted(ids, key=key)
+        # value in the sort's direction, NULLs (no signal row) last, ties by id the same way
+        valued = sorted(
+            (d for d in ids if d in self.values),
+            key=lambda d: (value(d), d),
+            reverse=sort.descending,
+        )
+        return valued + sorted((d for d in ids if d not in self.values), reverse=sort.descending)
 
 
 @pytest.fixture
@@ -139,7 +142,7 @@ def queries(c: TextCorpus) -> list[ExplorerQuery]:
         c.query("common", ranges=(wide,)),
         c.query("common", ranges=(wide,), sort=Sort(descending=True)),
         c.query("common", ranges=(narrow,)),
-        c.query("mid", ranges=(wide,), equals=(Equals(signal=c.bucket, value=3),)),
+        c.query("mid", ranges=(wide,), equals=(Equals(signal=c.bucket, value="b3"),)),
         c.query("rare", ranges=(wide,)),
         c.query("late", sort=Sort(descending=True)),
         c.query("late"),
@@ -201,16 +204,16 @@ def test_a_window_that_does_not_fill_its_page_is_followed_by_an_exact_read(
     # probe's share promises a full page in a window that then holds too few.
     monkeypatch.setattr(text_plan, "WINDOW_MAX_SHARE", 1.0)
     force(monkeypatch, "window")
-    early = {d for d in corpus.ids[:40] if d in corpus.values and corpus.values[d][1] == 3}
+    early = {d for d in corpus.ids[:40] if d in corpus.values and corpus.values[d][1] == "b3"}
     for doc_id in corpus.ids[40:]:
-        if doc_id in corpus.values and corpus.values[doc_id][1] == 3:
-            corpus.values[doc_id] = (corpus.values[doc_id][0], 4)
+        if doc_id in corpus.values and corpus.values[doc_id][1] == "b3":
+            corpus.values[doc_id] = (corpus.values[doc_id][0], "b4")
     signal_rows_write(
         signals=[Signal.objects.get(name="bucket")],
         dataset_id=corpus.dataset.pk,
         rows=[(d, v[1]) for d, v in corpus.values.items()],
     )
-    query = corpus.query("mid", equals=(Equals(signal=corpus.bucket, value=3),))
+    query = corpus.query("mid", equals=(Equals(signal=corpus.bucket, value="b3"),))
     expected = corpus.expected(query)
     assert 0 < len(early) and len(expected) < 6
     results = explorer.explorer_results(query=query, after=None, exact_count=False, size=5)
@@ -243,7 +246,7 @@ def test_the_htmx_page_shows_the_window_estimate_then_the_exact_count(
 ) -> None:
     monkeypatch.setattr(explorer, "COUNT_INLINE_MAX", 10)
     monkeypatch.setattr(text_plan, "PROBE_DOCUMENTS", 60)  # a page of 25 in the probe
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     expected = corpus.expected(corpus.query("common"))
     base = f"/datasets/{corpus.dataset.slug}/explore/"
     fragment = client.get(base, {"q": "common"}, headers={"HX-Request": "true"}).content.decode()
