@@ -111,6 +111,7 @@ def _from(
     for_sort: bool,
     window: tuple[int, int] | None = None,
     signals_first: bool = False,
+    flat: bool = False,
 ) -> _From:
     """The rows ``query`` reads, by the rules in the module docstring.
 
@@ -123,7 +124,9 @@ def _from(
     documents with ``lo <= id < hi``, which PostgreSQL ANDs with the search index as
     two bitmaps, so only the window's hits are visited; ``signals_first`` keeps the
     documents that match the signal predicates, found first through their indexes,
-    and computes the text predicate on those alone.
+    and computes the text predicate on those alone. ``flat`` (for counts of a common
+    word with signal predicates) has no CTE: the documents joined to their signal
+    rows, which PostgreSQL may scan in parallel and hash-join.
     """
     dataset = sql.Literal(int(query.dataset_id))
     where: list[sql.Composable] = []
@@ -163,10 +166,17 @@ def _from(
         if query.text:
             doc_where.append(search_predicate())
             doc_params.append(query.text)
+        if flat and query.reads_signals:
+            relation: sql.Composable = sql.SQL(
+                "{} d JOIN {} s ON s.dataset_id = {} AND s.document_id = d.id"
+            ).format(document_table, signal_table, dataset)
+            return _From(
+                None, relation, doc_where + where, [], doc_params + params, sql.SQL("d.id")
+            )
         hits = sql.SQL("hits AS MATERIALIZED (SELECT d.id FROM {} d WHERE {})").format(
             document_table, _and(doc_where)
         )
-        relation: sql.Composable = sql.SQL("hits")
+        relation = sql.SQL("hits")
         if join_signals:
             relation = sql.SQL(
                 "hits {} JOIN {} s ON s.dataset_id = {} AND s.document_id = hits.id"
@@ -202,10 +212,13 @@ def _and(parts: list[sql.Composable]) -> sql.Composable:
 
 
 def count_sql(
-    query: ExplorerQuery, *, signals_first: bool = False
+    query: ExplorerQuery, *, signals_first: bool = False, flat: bool = False
 ) -> tuple[sql.Composed, list[Any]]:
-    """``SELECT count(*)`` of the documents that match ``query``; returns (statement, params)."""
-    src = _from(query, for_sort=False, signals_first=signals_first)
+    """``SELECT count(*)`` of the documents that match ``query``; returns (statement, params).
+
+    ``signals_first`` and ``flat``: as ``_from`` reads them.
+    """
+    src = _from(query, for_sort=False, signals_first=signals_first, flat=flat)
     where = sql.SQL(" WHERE {}").format(_and(src.where)) if src.where else sql.SQL("")
     statement = sql.SQL("{}SELECT count(*) FROM {}{}").format(_with(src.hits), src.relation, where)
     return statement, src.params
@@ -444,13 +457,20 @@ class ExplorerPage:
 
 
 def _execute(
-    statement: sql.Composed, params: list[Any], *, query: ExplorerQuery
+    statement: sql.Composed,
+    params: list[Any],
+    *,
+    query: ExplorerQuery,
+    settings: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
+    """Run ``statement`` in a transaction of its own, after ``SET LOCAL`` of each setting."""
     with transaction.atomic(), connection.cursor() as cursor:
         if query.reads_documents:
             # A lossy bitmap (over work_mem) rechecks every row of its pages, which
             # means computing to_tsvector again: 2 s became 60 s for a common word at 1M.
             cursor.execute("SET LOCAL work_mem = '64MB'")
+        for setting in settings:
+            cursor.execute(f"SET LOCAL {setting}")
         cursor.execute(statement.as_string(cursor.connection), params)
         return list(cursor.fetchall())
 

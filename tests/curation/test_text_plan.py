@@ -258,3 +258,19 @@ def test_the_htmx_page_shows_the_window_estimate_then_the_exact_count(
     ).content.decode()
     assert counted.strip() == f'<strong id="match-count">{len(expected)}</strong>'
     assert Dataset.objects.get(pk=corpus.dataset.pk).document_count == N
+
+
+def test_counts_of_common_words_join_every_hit_by_hash(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(text_plan, "HASH_JOIN_MIN_HITS", 1)
+    force(monkeypatch, "all")
+    used = set()
+    for query in queries(corpus):
+        count, read = text_plan.text_count(query=query)
+        assert count == len(corpus.expected(query)), query
+        used.add(read)
+        if query.reads_signals and query.text == "common":
+            assert read == "hash"
+    # "all" for the queries without a signal predicate, and those whose probe found no hit
+    assert used == {"hash", "all"}
