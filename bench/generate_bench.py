@@ -23,8 +23,9 @@ loop, ``ignore_eos`` for ours), so both produce the same number of tokens.
 * ``ours``: ``TransformersBackend(...).generate(prompts, GenerationParams(max_new_tokens=N))``
   with ``--batch-size`` (its default 64) and its default token budget: tokenizing, length-sorted
   left-padded batches, decoding and all.
-* ``vllm`` (when vllm is importable and the device is a GPU): ``VllmBackend`` on the same model
-  directory and prompts (``ignore_eos``), after the transformers model is freed.
+* ``vllm`` (when vllm is importable and built for this device: a CUDA build on a GPU, the CPU
+  build that ``make test-vllm`` installs in ``.venv-vllm`` on a CPU): ``VllmBackend`` on the
+  same model directory and prompts (``ignore_eos``), after the transformers model is freed.
 
 Procedure: an untimed warm-up of each side on other prompts (on a GPU, also ours on the
 timed prompts and the loop on the first 8 of them), then loop, ours, loop, ours...
@@ -252,15 +253,34 @@ def main() -> None:
     same = sum(a == b for a, b in zip(texts["loop"], texts["ours"], strict=True))
     print(f"greedy texts identical, ours vs loop: {same}/{len(prompts)}")
 
-    if device.startswith("cuda") and importlib.util.find_spec("vllm") is not None:
-        run_vllm(args, prompts, params, speed["loop"], expected)
+    vllm_kind = vllm_device()
+    if vllm_kind is not None and device.startswith(vllm_kind):
+        run_vllm(args, prompts, params, speed["loop"], expected, device)
     else:
-        print("vllm: not run (needs vllm installed and a CUDA device)")
+        print(
+            f"vllm: not run (installed: {vllm_kind or 'no'}; it runs where its build's "
+            f"device is this one, {device})"
+        )
     print(f"django imported: {'yes' if 'django' in sys.modules else 'no'}")
 
 
+def vllm_device() -> str | None:
+    """The device type of the installed vLLM build (``cuda``, ``cpu``), None without vLLM."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    from pipelines.generation.vllm_backend import import_vllm
+    from pipelines.generation.vllm_backend import vllm_device as device_of
+
+    return device_of(import_vllm())
+
+
 def run_vllm(
-    args: argparse.Namespace, prompts: list[str], params: Any, loop_speed: float, expected: int
+    args: argparse.Namespace,
+    prompts: list[str],
+    params: Any,
+    loop_speed: float,
+    expected: int,
+    device: str,
 ) -> None:
     """vLLM's tokens/s on the same prompts, after the transformers model is freed."""
     import gc
@@ -273,7 +293,11 @@ def run_vllm(
 
     clear_cache()
     gc.collect()
-    torch.cuda.empty_cache()
+    gpu = device.startswith("cuda")
+    if gpu:
+        torch.cuda.empty_cache()
+    else:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB
     started = time.perf_counter()
     backend = VllmBackend(
         args.model, gpu_memory_utilization=args.vllm_memory, max_model_len=1024, ignore_eos=True
@@ -285,10 +309,12 @@ def run_vllm(
     backend.generate(make_prompts(4, seed=1), GenerationParams(max_new_tokens=8))
     runs = []
     for _ in range(args.rounds):
-        torch.cuda.synchronize()
+        if gpu:
+            torch.cuda.synchronize()
         started = time.perf_counter()
         results = backend.generate(prompts, params)
-        torch.cuda.synchronize()
+        if gpu:
+            torch.cuda.synchronize()
         runs.append(time.perf_counter() - started)
         tokens = sum(r.completion_tokens for r in results)
         assert tokens == expected, f"vllm generated {tokens} tokens, not {expected}"

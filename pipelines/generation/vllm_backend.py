@@ -1,7 +1,10 @@
-"""Text generation with vLLM's offline engine (``vllm.LLM``), on a GPU host that has it.
+"""Text generation with vLLM's offline engine (``vllm.LLM``), where vLLM is installed.
 
-vLLM is an optional extra (``pip install 'winnow[vllm]'``), never needed by the tests or the
-web app. Chat prompts go through the tokenizer's chat template (or the plain ``role: content``
+vLLM is an optional extra (``pip install 'winnow[vllm]'`` on a GPU host), never needed by the
+web app. It runs on the device its build is for: a CUDA build on a GPU, the CPU build
+(``make test-vllm`` installs one in its own environment and runs the backend's tests there).
+
+Chat prompts go through the tokenizer's chat template (or the plain ``role: content``
 fallback, as the transformers backend does), then all prompts of a call go to ``LLM.generate``
 at once: vLLM schedules them itself (continuous batching, paged KV cache). Each request gets
 ``params.seed``, so a seeded sampling result does not depend on what else is in the call.
@@ -31,6 +34,15 @@ INSTALL_HINT = (
     "`pip install 'winnow[vllm]'` (or `pip install vllm`), or use backend 'transformers' "
     "(any device) or 'http' (a running vLLM or TGI server)"
 )
+
+
+def vllm_device(vllm: Any) -> str:
+    """``cuda`` or ``cpu`` (or another device type): what this vLLM build runs on."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:  # an older layout: assume the usual CUDA build
+        return "cuda"
+    return str(getattr(current_platform, "device_type", "cuda") or "cuda")
 
 
 def import_vllm() -> Any:
@@ -63,8 +75,11 @@ class VllmBackend(Backend):
             raise GenerationError(
                 f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"
             )
-        try:
-            torch_dtype = resolve_dtype("cuda", dtype, prefer="bfloat16")
+        self.device = vllm_device(vllm)
+        try:  # half precision on a GPU; float32 on the CPU unless asked otherwise
+            torch_dtype = resolve_dtype(
+                "cuda" if self.device == "cuda" else "cpu", dtype, prefer="bfloat16"
+            )
         except DeviceError as exc:
             raise GenerationError(str(exc)) from exc
         self.dtype = str(torch_dtype).removeprefix("torch.")
@@ -76,10 +91,11 @@ class VllmBackend(Backend):
         engine_args: dict[str, Any] = {
             "model": path,
             "dtype": self.dtype,
-            "gpu_memory_utilization": gpu_memory_utilization,
             "tensor_parallel_size": tensor_parallel_size,
             "seed": 0,
         }
+        if self.device == "cuda":  # the CPU build sizes its KV cache by VLLM_CPU_KVCACHE_SPACE
+            engine_args["gpu_memory_utilization"] = gpu_memory_utilization
         if max_model_len is not None:
             engine_args["max_model_len"] = max_model_len
         key = ("vllm", *sorted(engine_args.items()))
@@ -93,6 +109,7 @@ class VllmBackend(Backend):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(
+            device=self.device,
             dtype=self.dtype,
             gpu_memory_utilization=self.gpu_memory_utilization,
             max_model_len=self.max_model_len,
