@@ -69,3 +69,23 @@ def test_vllm_generates_in_order_with_counts_and_stop_strings(
     chat = backend.generate([[{"role": "user", "content": "hello"}]], params)[0]
     assert chat.text == backend.generate(["user: hello\nassistant:"], params)[0].text
     assert "role: content" in backend.describe()["chat_format"]
+
+
+def test_a_judge_step_scores_through_vllm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The llm_judge step with a vllm judge: prompts rendered, generated and parsed end to end."""
+    from pipelines.steps.judge import LLMJudge
+    from tests.pipelines.test_judge import docs
+    from tests.pipelines.test_judge_models import constant_lm
+
+    judge = {
+        "name": "three",
+        "backend": "vllm",
+        # vLLM's CPU attention wants heads of 32+ dimensions
+        "model": str(constant_lm(tmp_path_factory.mktemp("three-vllm"), "3", width=64)),
+        "max_model_len": 2048,
+    }
+    step = LLMJudge(judges=[judge], max_new_tokens=1, max_retries=1)
+    out = step.run(docs("Photosynthesis turns light into sugar.", "Buy now! " * 50))
+    assert out["judge_score"] == [3.0, 3.0]
+    assert out["judge_per_judge"] == [{"three": 3.0}] * 2
+    assert out["judge_failed"] == [0, 0]

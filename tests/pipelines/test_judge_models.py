@@ -21,8 +21,9 @@ EOT = "<|endoftext|>"
 # answers exactly that (with max_new_tokens=1) through the real transformers backend.
 
 
-def constant_lm(path: Path, answer: str) -> Path:
-    """A byte-level BPE and a 1-layer GPT-2 (2048 positions) that always predicts ``answer``."""
+def constant_lm(path: Path, answer: str, *, width: int = 16) -> Path:
+    """A byte-level BPE and a 1-layer GPT-2 (2048 positions, two heads of ``width / 2``)
+    that always predicts ``answer``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -45,7 +46,7 @@ def constant_lm(path: Path, answer: str) -> Path:
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=2048,
-        n_embd=16,
+        n_embd=width,
         n_layer=1,
         n_head=2,
         bos_token_id=tokenizer.eos_token_id,
