@@ -49,6 +49,13 @@ def lease_renew(
         raise LeaseLostError(f"{model._meta.model_name} {pk}: lease taken over by another worker")
 
 
+def requeue_cutoff(now: datetime | None = None) -> datetime:
+    """A job whose message is older than this (WINNOW_REQUEUE_AFTER_SECONDS ago) is sent again."""
+    from django.conf import settings
+
+    return (now or timezone.now()) - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
+
+
 def stale_jobs(*, model: type[models.Model], requeue_after: float) -> Q:
     """Jobs to queue again: a running one whose worker died, a pending one never picked up.
 

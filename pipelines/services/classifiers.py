@@ -18,11 +18,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
@@ -32,6 +30,7 @@ from psycopg import sql
 
 from curation.errors import PermanentError, TransientError
 from curation.models import Dataset, Signal
+from curation.services.leases import requeue_cutoff
 from curation.services.signals import (
     TABLE,
     signal_define,
@@ -377,10 +376,6 @@ def classifier_apply(
     return done
 
 
-def _stale() -> Any:
-    return timezone.now() - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
-
-
 def classifier_apply_queue(
     *, classifier: QualityClassifier, dataset: Dataset | None = None
 ) -> bool:
@@ -398,8 +393,8 @@ def classifier_apply_queue(
             QualityClassifier.objects.filter(pk=classifier.pk)
             .filter(
                 ~Q(status__in=active)
-                | Q(status=QualityClassifier.Status.PENDING, queued_at__lt=_stale())
-                | Q(status=QualityClassifier.Status.RUNNING, started_at__lt=_stale())
+                | Q(status=QualityClassifier.Status.PENDING, queued_at__lt=requeue_cutoff())
+                | Q(status=QualityClassifier.Status.RUNNING, started_at__lt=requeue_cutoff())
             )
             .update(
                 status=QualityClassifier.Status.PENDING,
@@ -426,7 +421,7 @@ def classifier_apply_execute(*, classifier_id: int, dataset_id: int) -> int | No
     rows = QualityClassifier.objects.filter(pk=classifier_id, applied_to_id=dataset_id)
     claimed = rows.filter(
         Q(status=QualityClassifier.Status.PENDING)
-        | Q(status=QualityClassifier.Status.RUNNING, started_at__lt=_stale())
+        | Q(status=QualityClassifier.Status.RUNNING, started_at__lt=requeue_cutoff())
     ).update(status=QualityClassifier.Status.RUNNING, started_at=timezone.now(), error="")
     if not claimed:
         logger.info("classifier %s: no queued application to dataset %s", classifier_id, dataset_id)

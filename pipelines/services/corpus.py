@@ -479,6 +479,8 @@ def _write_semantic_groups(
     run_results_merge(run=run, key="semantic_dedup", value=summary)
 
 
+# Each phase returns its count: groups for the dedup phases, flagged documents for
+# source_dedup, indexed vectors for similarity_index (COUNTED says which, for the log).
 CORPUS_PHASES: dict[str, Callable[[PipelineRun, dict[str, Any]], int]] = {
     "exact_dedup": exact_dedup_phase,
     "minhash_dedup": minhash_dedup_phase,
@@ -486,3 +488,4 @@ CORPUS_PHASES: dict[str, Callable[[PipelineRun, dict[str, Any]], int]] = {
     "source_dedup": source_dedup_phase,
     "similarity_index": similarity_index_phase,
 }
+COUNTED = {"source_dedup": "flagged documents", "similarity_index": "vectors indexed"}

@@ -11,13 +11,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from curation.errors import CurationError
 from curation.models import Dataset
+from curation.services.leases import requeue_cutoff
 from pipelines.generation.base import GenerationError
 from pipelines.models import GenerationPreview
 from pipelines.services.derived import derive_preview, preview_inputs
@@ -73,7 +73,7 @@ def preview_requeue_stale(*, preview: GenerationPreview) -> bool:
     a duplicate message is harmless, since only one worker can claim the preview.
     """
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
+    stale = requeue_cutoff(now)
     if preview.status != GenerationPreview.Status.QUEUED or preview.queued_at is None:
         return False
     if preview.queued_at >= stale:

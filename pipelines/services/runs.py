@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from curation.models import Dataset, Signal
 from curation.models import Document as DocumentRow
+from curation.services.leases import requeue_cutoff
 from curation.services.signals import signal_define, signal_rows_write, signal_table_compact
 from curation.services.vectors import vectors_missing, vectors_write
 from curation.workers import worker_name
@@ -306,13 +307,13 @@ def _store_vectors(dataset_id: int, step: Step, documents: list[Document]) -> No
 
 
 def _run_corpus_phase(batch: RunBatch, owner: str) -> None:
-    from pipelines.services.corpus import CORPUS_PHASES
+    from pipelines.services.corpus import CORPUS_PHASES, COUNTED
 
     spec = batch.run.definition[batch.stage_index]
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            groups = CORPUS_PHASES[spec["step"]](batch.run, spec)
+            counted = CORPUS_PHASES[spec["step"]](batch.run, spec)
             done = RunBatch.objects.filter(
                 pk=batch.pk, lease_owner=owner, status=RunBatch.Status.RUNNING
             ).update(
@@ -337,10 +338,11 @@ def _run_corpus_phase(batch: RunBatch, owner: str) -> None:
         logger.warning("run %s corpus phase of %s failed: %r", batch.run_id, spec["step"], exc)
     else:
         logger.info(
-            "run %s corpus phase of %s: %d groups in %.2fs",
+            "run %s corpus phase of %s: %d %s in %.2fs",
             batch.run_id,
             spec["step"],
-            groups,
+            counted,
+            COUNTED.get(spec["step"], "groups"),
             time.perf_counter() - started,
         )
 
@@ -505,7 +507,7 @@ def runs_resume_stale() -> int:
     claim lets one through.
     """
     now = timezone.now()
-    old = now - timedelta(seconds=settings.WINNOW_REQUEUE_AFTER_SECONDS)
+    old = requeue_cutoff(now)
     stale = (
         RunBatch.objects.filter(run__status__in=ACTIVE)
         .filter(
