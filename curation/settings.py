@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -165,7 +166,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+
+
+def celery_transport_options(keyprefix: str) -> dict[str, Any]:
+    """The Redis transport's options; ``keyprefix`` (WINNOW_CELERY_KEYPREFIX) puts every
+    queue key under a prefix of its own, so that apps (or test sessions) sharing one
+    Redis DB never take each other's tasks. Broadcasts (control commands, addressed by
+    worker name) still reach every app."""
+    options: dict[str, Any] = {"visibility_timeout": 6 * 3600}
+    if keyprefix:
+        options["global_keyprefix"] = keyprefix
+    return options
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = celery_transport_options(
+    os.environ.get("WINNOW_CELERY_KEYPREFIX", "")
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

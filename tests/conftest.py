@@ -23,6 +23,21 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# This session's Celery keys and broadcasts under a prefix of its own (the workers it
+# starts inherit it): test sessions sharing a Redis DB never take each other's tasks.
+CELERY_KEYPREFIX = os.environ.setdefault(
+    "WINNOW_CELERY_KEYPREFIX", f"winnow-test-{uuid.uuid4().hex[:8]}:"
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_keyprefix() -> None:
+    """Settings were read before this file: give this process's Celery app the prefix too."""
+    from curation.celery import app
+    from curation.settings import celery_transport_options
+
+    app.conf.broker_transport_options = celery_transport_options(CELERY_KEYPREFIX)
+
 
 def database_url(params: dict[str, Any]) -> str:
     """A DATABASE_URL for the connection settings Django is using now (the test database)."""
