@@ -179,6 +179,40 @@ def load_hf_model(
     return tokenizer, model
 
 
+def load_pretrained(
+    model: str,
+    *,
+    auto_class: str,
+    kind: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    prefer: str = "float16",
+    require_fast: bool = True,
+) -> tuple[Any, Any, str, torch.dtype]:
+    """(tokenizer, model, resolved device, resolved dtype), loaded once per process.
+
+    ``auto_class`` and ``kind`` as ``load_hf_model`` takes them; ``device="auto"`` picks
+    CUDA when a GPU is visible; ``dtype="auto"`` ``prefer`` there and float32 on the CPU.
+    Raises DeviceError naming the model when it cannot be loaded.
+    """
+    resolved_device = resolve_device(device)
+    torch_dtype = resolve_dtype(resolved_device, dtype, prefer=prefer)
+    path = resolve_model_path(model)
+    tokenizer, loaded = load_once(
+        (auto_class, path, resolved_device, str(torch_dtype)),
+        lambda: load_hf_model(
+            model,
+            path,
+            auto_class=auto_class,
+            kind=kind,
+            device=resolved_device,
+            dtype=torch_dtype,
+            require_fast=require_fast,
+        ),
+    )
+    return tokenizer, loaded, resolved_device, torch_dtype
+
+
 def load_causal_lm(
     model: str, *, device: str = "auto", dtype: str = "auto"
 ) -> tuple[Any, Any, str, torch.dtype]:
@@ -189,19 +223,12 @@ def load_causal_lm(
     the generation backend share the one copy. Raises DeviceError naming the model when it
     cannot be loaded.
     """
-    resolved_device = resolve_device(device)
-    torch_dtype = resolve_dtype(resolved_device, dtype, prefer="bfloat16")
-    path = resolve_model_path(model)
-    tokenizer, lm = load_once(
-        ("causal_lm", path, resolved_device, str(torch_dtype)),
-        lambda: load_hf_model(
-            model,
-            path,
-            auto_class="AutoModelForCausalLM",
-            kind="a causal LM",
-            device=resolved_device,
-            dtype=torch_dtype,
-            require_fast=False,
-        ),
+    return load_pretrained(
+        model,
+        auto_class="AutoModelForCausalLM",
+        kind="a causal LM",
+        device=device,
+        dtype=dtype,
+        prefer="bfloat16",
+        require_fast=False,
     )
-    return tokenizer, lm, resolved_device, torch_dtype

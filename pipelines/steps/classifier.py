@@ -36,11 +36,7 @@ import numpy as np
 from pipelines.batching import padded_batches
 from pipelines.devices import (
     DTYPES,
-    load_hf_model,
-    load_once,
-    resolve_device,
-    resolve_dtype,
-    resolve_model_path,
+    load_pretrained,
     to_device,
 )
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
@@ -107,19 +103,12 @@ class SequenceClassifier:
         ``device="auto"`` picks CUDA when a GPU is visible; ``dtype="auto"`` float16 there and
         float32 on the CPU. Raises DeviceError naming the model when it cannot be loaded.
         """
-        resolved_device = resolve_device(device)
-        torch_dtype = resolve_dtype(resolved_device, dtype, prefer="float16")
-        path = resolve_model_path(model)
-        tokenizer, classifier = load_once(
-            ("sequence_classifier", path, resolved_device, str(torch_dtype)),
-            lambda: load_hf_model(
-                model,
-                path,
-                auto_class="AutoModelForSequenceClassification",
-                kind="a sequence classifier",
-                device=resolved_device,
-                dtype=torch_dtype,
-            ),
+        tokenizer, classifier, resolved_device, _ = load_pretrained(
+            model,
+            auto_class="AutoModelForSequenceClassification",
+            kind="a sequence classifier",
+            device=device,
+            dtype=dtype,
         )
         return cls(
             classifier,
