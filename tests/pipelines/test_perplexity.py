@@ -28,17 +28,11 @@ class TinyLM:
     model: Any
 
 
-def random_gpt2(tokenizer: Any, path: Path, *, seed: int) -> Any:
-    """A random 2-layer GPT-2 (weights std 0.3) on ``tokenizer``, saved with it to ``path``.
+def tiny_gpt2_config(tokenizer: Any, **extra: Any) -> Any:
+    """The tests' 2-layer GPT-2 shape (width 64, N_POSITIONS) on ``tokenizer``'s vocabulary."""
+    from transformers import GPT2Config
 
-    The trained tiny model answers every prompt greedily with newlines; random weights
-    this large give varied continuations, some ending at EOS early. Returns the model.
-    """
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(seed)
-    config = GPT2Config(
+    return GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=N_POSITIONS,
         n_embd=64,
@@ -46,9 +40,21 @@ def random_gpt2(tokenizer: Any, path: Path, *, seed: int) -> Any:
         n_head=2,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        initializer_range=0.3,
+        **extra,
     )
-    model = GPT2LMHeadModel(config).eval()
+
+
+def random_gpt2(tokenizer: Any, path: Path, *, seed: int) -> Any:
+    """A random 2-layer GPT-2 (weights std 0.3) on ``tokenizer``, saved with it to ``path``.
+
+    The trained tiny model answers every prompt greedily with newlines; random weights
+    this large give varied continuations, some ending at EOS early. Returns the model.
+    """
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(tiny_gpt2_config(tokenizer, initializer_range=0.3)).eval()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return model
@@ -59,7 +65,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
     """A byte-level BPE and a 2-layer GPT-2 (n_positions 128) trained for ~100 steps on prose."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
     docs = [d for d in docstrings() if len(d) > 200]
     random.Random(0).shuffle(docs)
@@ -86,15 +92,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
     torch.set_num_threads(1)  # faster than 2 on the shared cores
     try:
         torch.manual_seed(0)
-        config = GPT2Config(
-            vocab_size=len(tokenizer),
-            n_positions=N_POSITIONS,
-            n_embd=64,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
+        config = tiny_gpt2_config(tokenizer)
         config.loss_type = "ForCausalLM"  # silences "loss_type=None ... unrecognized"
         model = GPT2LMHeadModel(config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
