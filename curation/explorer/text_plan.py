@@ -166,9 +166,12 @@ class _Probe:
         return sum(1 for row in self.rows if row[2] is not None) >= limit
 
 
-def _probe(query: ExplorerQuery, after: Cursor | None, limit: int, ids: _Ids, width: int) -> _Probe:
+def _probe(
+    query: ExplorerQuery, after: Cursor | None, limit: int, ids: _Ids, documents: float
+) -> _Probe:
+    """The query on the window of about ``documents`` documents at the start of the order."""
     span = _span(query, after, ids)
-    window = _window(query, span, width)
+    window = _window(query, span, math.ceil(documents / ids.density))
     rows = _run(query, after=after, limit=limit, window=window)
     return _Probe(
         rows=rows,
@@ -212,21 +215,19 @@ def text_results(
     if ids is None:
         rows = _run(query, after=after, limit=limit)
         return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read="all")
-    probe = _probe(query, after, limit, ids, math.ceil(PROBE_DOCUMENTS / ids.density))
+    probe = _probe(query, after, limit, ids, PROBE_DOCUMENTS)
     may_window = query.sort.signal is None and not exact_count
     if (probe.complete and (probe.whole or not exact_count)) or (
         may_window and probe.filled(limit)
     ):
         return _window_result(probe, ids)
     costs = _exact_costs(query, probe, ids)
-    if may_window and probe.match_share > 0:
-        wanted = FILL_MARGIN * limit / probe.match_share
-        if wanted <= WINDOW_MAX_SHARE * ids.documents:
-            costs["window"] = wanted * probe.hit_share * C_HIT_US
+    wanted = FILL_MARGIN * limit / probe.match_share if probe.match_share > 0 else math.inf
+    if may_window and wanted <= WINDOW_MAX_SHARE * ids.documents:
+        costs["window"] = wanted * probe.hit_share * C_HIT_US
     read = _cheapest(costs)
     if read == "window":
-        wanted = FILL_MARGIN * limit / probe.match_share
-        grown = _probe(query, after, limit, ids, math.ceil(wanted / ids.density))
+        grown = _probe(query, after, limit, ids, wanted)
         if grown.complete or grown.filled(limit):
             return _window_result(grown, ids)
         del costs["window"]
@@ -243,7 +244,7 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
     ids = _ids(query.dataset_id) if query.text and query.reads_signals else None
     read = "all"
     if ids is not None:
-        probe = _probe(query, None, 1, ids, math.ceil(PROBE_DOCUMENTS / ids.density))
+        probe = _probe(query, None, 1, ids, PROBE_DOCUMENTS)
         if probe.whole:
             return probe.matches, "window"
         read = _cheapest(_exact_costs(query, probe, ids))
