@@ -135,8 +135,24 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class HitBits:
+    """The documents a text query matches: bit n (``get_bit`` order) is document
+    ``first_id + n``; ``hits`` bits are set (``explorer/text_hits.py``)."""
+
+    first_id: int
+    last_id: int
+    hits: int
+    bits: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ExplorerQuery:
-    """A parsed explorer filter for one dataset: every part optional, all of them ANDed."""
+    """A parsed explorer filter for one dataset: every part optional, all of them ANDed.
+
+    ``text_hits`` is not part of the filter: the cached bitmap of ``text``'s hits, set by
+    ``text_hits.with_text_hits`` when one exists; the query then reads the signal rows
+    alone and tests a bit for the text instead of visiting documents.
+    """
 
     dataset_id: int
     ranges: tuple[Range, ...] = ()
@@ -145,6 +161,7 @@ class ExplorerQuery:
     meta: MetaEquals | None = None
     text: str = ""
     sort: Sort = field(default_factory=Sort)
+    text_hits: HitBits | None = field(default=None, compare=False, repr=False)
 
     @property
     def reads_signals(self) -> bool:
@@ -153,7 +170,7 @@ class ExplorerQuery:
 
     @property
     def reads_documents(self) -> bool:
-        return self.meta is not None or bool(self.text)
+        return self.meta is not None or (bool(self.text) and self.text_hits is None)
 
     @property
     def indexable_signals(self) -> tuple[str, ...]:

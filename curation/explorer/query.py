@@ -31,6 +31,7 @@ from curation.explorer.filters import (
     Cursor,
     DedupStatus,
     ExplorerQuery,
+    HitBits,
     Range,
     Sort,
 )
@@ -83,6 +84,14 @@ def search_predicate(alias: str = "d") -> sql.Composable:
     ).format(
         cfg=sql.Literal(TS_CONFIG), alias=sql.Identifier(alias), chars=sql.Literal(SEARCH_CHARS)
     )
+
+
+def _hit_bit_sql(hits: HitBits) -> sql.Composable:
+    """The text predicate as a bit of the cached hits (``text_hits.py``): one param, the bits."""
+    return sql.SQL(
+        "s.document_id BETWEEN {first} AND {last} "
+        "AND get_bit(%s::bytea, s.document_id - {first}) = 1"
+    ).format(first=sql.Literal(int(hits.first_id)), last=sql.Literal(int(hits.last_id)))
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,13 @@ def _from(
         params.append(eq.value)
     for dd in query.dedup:
         where.append(_dedup_sql(dd))
+    if query.text_hits is not None:
+        if not query.reads_signals:
+            # The bits are tested on signal rows: without a signal predicate, documents
+            # with no signal row would be lost.
+            raise ValueError("cached text hits need a signal predicate beside them")
+        where.append(_hit_bit_sql(query.text_hits))
+        params.append(query.text_hits.bits)
 
     signal_table = sql.Identifier(SIGNAL_TABLE)
     document_table = sql.Identifier(DOCUMENT_TABLE)
@@ -163,7 +179,7 @@ def _from(
         if query.meta is not None:
             doc_where.append(sql.SQL("d.meta ->> %s = %s"))
             doc_params += [query.meta.key, query.meta.value]
-        if query.text:
+        if query.text and query.text_hits is None:
             doc_where.append(search_predicate())
             doc_params.append(query.text)
         if flat and query.reads_signals:
@@ -490,7 +506,7 @@ def explorer_page(
     Keyset pagination on (sort value, id): every matching document appears on
     exactly one page, ties and NULLs included, whatever the depth.
     """
-    if query.text:
+    if query.text and query.text_hits is None:
         return explorer_results(query=query, after=after, exact_count=False, size=size).page
     statement, params = page_sql(query, after=after, limit=size + 1)
     return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
@@ -501,7 +517,7 @@ def explorer_count(*, query: ExplorerQuery) -> int:
 
     A text query with signal predicates is read the cheaper way of ``text_plan.py``.
     """
-    if query.text:
+    if query.text and query.text_hits is None:
         from curation.explorer.text_plan import text_count
 
         return text_count(query=query)[0]
@@ -552,20 +568,29 @@ def explorer_results(
     A query that reads documents (text, meta) finds its hits once for the page and
     the count (``results_sql``); on a big dataset a text query's hits are read the
     cheapest way of ``text_plan.py``, and without ``exact_count`` a page sorted by id
-    may come from a window of ids with an estimated count.
+    may come from a window of ids with an estimated count. A text query whose hits are
+    cached as bits (``text_hits.py``) is read as a signal query is (``read`` "bits").
     """
+    read = ""
+    if query.text and query.text_hits is None:
+        from curation.explorer.text_hits import with_text_hits
+
+        query = with_text_hits(query)
+        read = "bits" if query.text_hits is not None else ""
     if query.reads_documents:
         from curation.explorer.text_plan import text_results
 
-        read = text_results(query=query, after=after, exact_count=exact_count, limit=size + 1)
-        found = [ExplorerRow(*row[2:]) for row in read.rows if row[2] is not None]
+        text = text_results(query=query, after=after, exact_count=exact_count, limit=size + 1)
+        found = [ExplorerRow(*row[2:]) for row in text.rows if row[2] is not None]
         return ExplorerResults(
-            page=_paged(found, size), count=read.count, estimate=read.estimate, read=read.read
+            page=_paged(found, size), count=text.count, estimate=text.estimate, read=text.read
         )
     page = explorer_page(query=query, after=after, size=size)
     if exact_count:
-        return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)
-    return ExplorerResults(page=page, count=None, estimate=explorer_count_estimate(query=query))
+        count = explorer_count(query=query)
+        return ExplorerResults(page=page, count=count, estimate=None, read=read)
+    estimate = explorer_count_estimate(query=query)
+    return ExplorerResults(page=page, count=None, estimate=estimate, read=read)
 
 
 def explorer_signals() -> list[Signal]:

@@ -37,7 +37,7 @@ from typing import Any
 
 from django.db import connection
 
-from curation.explorer.filters import Cursor, ExplorerQuery
+from curation.explorer.filters import Cursor, ExplorerQuery, HitBits
 from curation.models import Dataset
 
 # Measured at 1M documents on a 2-core machine (bench/explorer_bench.py, README).
@@ -70,7 +70,7 @@ class TextRead:
 
 
 @dataclass(frozen=True)
-class _Ids:
+class DatasetIds:
     """The dataset's documents and the id range they span."""
 
     documents: int
@@ -82,7 +82,7 @@ class _Ids:
         return self.documents / max(1, self.last - self.first + 1)
 
 
-def _ids(dataset_id: int) -> _Ids | None:
+def dataset_ids(dataset_id: int) -> DatasetIds | None:
     documents = (
         Dataset.objects.filter(pk=dataset_id).values_list("document_count", flat=True).first()
     )
@@ -95,10 +95,10 @@ def _ids(dataset_id: int) -> _Ids | None:
         first, last = cursor.fetchone()
     if first is None:
         return None
-    return _Ids(documents=int(documents), first=int(first), last=int(last))
+    return DatasetIds(documents=int(documents), first=int(first), last=int(last))
 
 
-def _span(query: ExplorerQuery, after: Cursor | None, ids: _Ids) -> tuple[int, int]:
+def _span(query: ExplorerQuery, after: Cursor | None, ids: DatasetIds) -> tuple[int, int]:
     """The ids ``[lo, hi)`` still to page through: all of them unless sorted by id past a cursor."""
     lo, hi = ids.first, ids.last + 1
     if after is not None and query.sort.signal is None:
@@ -167,7 +167,7 @@ class _Probe:
 
 
 def _probe(
-    query: ExplorerQuery, after: Cursor | None, limit: int, ids: _Ids, documents: float
+    query: ExplorerQuery, after: Cursor | None, limit: int, ids: DatasetIds, documents: float
 ) -> _Probe:
     """The query on the window of about ``documents`` documents at the start of the order."""
     span = _span(query, after, ids)
@@ -188,7 +188,7 @@ def _cheapest(costs: dict[str, float]) -> str:
     return min(costs, key=lambda read: (costs[read], READS.index(read)))
 
 
-def _exact_costs(query: ExplorerQuery, probe: _Probe, ids: _Ids) -> dict[str, float]:
+def _exact_costs(query: ExplorerQuery, probe: _Probe, ids: DatasetIds) -> dict[str, float]:
     costs = {"all": probe.hit_share * ids.documents * C_HIT_US}
     signal_matches = _signal_matches(query)
     if signal_matches is not None:
@@ -196,7 +196,7 @@ def _exact_costs(query: ExplorerQuery, probe: _Probe, ids: _Ids) -> dict[str, fl
     return costs
 
 
-def _window_result(probe: _Probe, ids: _Ids) -> TextRead:
+def _window_result(probe: _Probe, ids: DatasetIds) -> TextRead:
     if probe.whole:
         return TextRead(rows=probe.rows, count=probe.matches, estimate=None, read="window")
     estimate = round(probe.match_share * ids.documents)
@@ -211,7 +211,7 @@ def text_results(
     With ``exact_count`` the count is exact; without it, a page sorted by id may come
     from a window, with an estimated count.
     """
-    ids = _ids(query.dataset_id) if query.text else None
+    ids = dataset_ids(query.dataset_id) if query.text else None
     if ids is None:
         rows = _run(query, after=after, limit=limit)
         return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read="all")
@@ -237,19 +237,42 @@ def text_results(
 
 
 def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
-    """The exact count of ``query`` and how it was read: ``all``, ``signals``, or
-    ``hash`` (every hit, joined to the signal rows by a hash join)."""
+    """The exact count of ``query`` and how it was read: ``all``, ``signals``, ``hash``
+    (every hit, joined to the signal rows by a hash join), ``bits`` (the text's hits
+    cached as bits: their number, or the signal rows each testing a bit) or ``built``
+    (every hit read and cached as bits first: ``text_hits.py``)."""
+    from curation.explorer import text_hits
     from curation.explorer.query import _execute, count_sql
 
-    ids = _ids(query.dataset_id) if query.text and query.reads_signals else None
+    ids = dataset_ids(query.dataset_id) if query.text else None
     read = "all"
     if ids is not None:
+        cached = text_hits.cached_hits(query, ids)
+        if cached is not None:
+            return _count_of_bits(query, cached), "bits"
         probe = _probe(query, None, 1, ids, PROBE_DOCUMENTS)
         if probe.whole:
             return probe.matches, "window"
         read = _cheapest(_exact_costs(query, probe, ids))
-        if read == "all" and probe.hit_share * ids.documents >= HASH_JOIN_MIN_HITS:
+        hits = probe.hit_share * ids.documents
+        if read == "all" and hits >= text_hits.BITS_MIN_HITS and text_hits.may_use_bits(query):
+            built = text_hits.text_hits_build(query=query, ids=ids)
+            if built is not None:
+                return _count_of_bits(query, built), "built"
+        if read == "all" and hits >= HASH_JOIN_MIN_HITS and query.reads_signals:
             read = "hash"
     statement, params = count_sql(query, signals_first=read == "signals", flat=read == "hash")
     settings = ("enable_nestloop = off",) if read == "hash" else ()
     return int(_execute(statement, params, query=query, settings=settings)[0][0]), read
+
+
+def _count_of_bits(query: ExplorerQuery, hits: HitBits) -> int:
+    """The count of ``query`` given its text's hits: their number for the text alone, else
+    its signal rows each testing a bit."""
+    from curation.explorer.query import _execute, count_sql
+
+    if not query.reads_signals:
+        return hits.hits
+    with_bits = dataclasses.replace(query, text_hits=hits)
+    statement, params = count_sql(with_bits)
+    return int(_execute(statement, params, query=with_bits)[0][0])
