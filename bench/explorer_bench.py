@@ -38,6 +38,11 @@ its own request). A text query is read the way ``curation/explorer/text_plan.py`
 chooses (every hit, signals first, or a window of ids with an estimated count); its
 baseline, timed beside it, is ``every hit``: page and exact count from every hit of
 the search index in one statement (``results_sql``), as the explorer did before.
+The cache of text hits starts empty (``curation/explorer/text_hits.py``): the
+first exact count of a common word keeps its hits as bits, and later queries of
+the same word read them. The 6 words take turns, so each word's first query is
+cold and the next ones warm; the count is also timed with the cache off
+(``no bits``, the count as before the cache) for the same queries.
 
 Also: histograms (a signal's summary with 7 quantiles + 40 bins + the counts on
 each side of two bounds) cold (summary cache cleared) and warm, the text query
@@ -273,6 +278,18 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def count_without_bits(query: Any) -> tuple[int, str]:
+    """``text_count`` with the cache of text hits off: neither read nor built."""
+    from curation.explorer import text_hits, text_plan
+
+    may_use_bits = text_hits.may_use_bits
+    text_hits.may_use_bits = lambda query: False  # type: ignore[assignment]
+    try:
+        return text_plan.text_count(query=query)
+    finally:
+        text_hits.may_use_bits = may_use_bits  # type: ignore[assignment]
+
+
 def run_sql(statement: Any, params: list[Any], *settings: str) -> list[tuple[Any, ...]]:
     from django.db import connection, transaction
 
@@ -398,10 +415,15 @@ def measure(
         "no_index": {},
         "errors": {},
         "reads": {},
+        "count reads": {},
     }
     specs = {
         kind: make_specs(kind, args.queries, seed=11 + k) for k, kind in enumerate(QUERY_KINDS)
     }
+    from curation.explorer import text_plan
+    from curation.models import TextHits
+
+    TextHits.objects.all().delete()  # every word starts cold, also with --reuse
     log("warm-up")
     for size in sizes:
         q = build_query(datasets[size], signals, specs[QUERY_KINDS[0]][-1], data[size])
@@ -414,7 +436,10 @@ def measure(
                 q = build_query(datasets[size], signals, spec, data[size])
                 page_ms, _ = timed(partial(explorer.explorer_page, query=q))
                 estimate_ms, guess = timed(partial(explorer.explorer_count_estimate, query=q))
-                count_ms, n = timed(partial(explorer.explorer_count, query=q))
+                if q.text:  # explorer_count reads a text query this way; this also says how
+                    count_ms, (n, count_read) = timed(partial(text_plan.text_count, query=q))
+                else:
+                    count_ms, n = timed(partial(explorer.explorer_count, query=q))
                 if not q.reads_documents:
                     out["errors"].setdefault((kind, size), []).append(abs(guess - n) / max(n, 1))
                 results_ms, results = timed(
@@ -439,6 +464,9 @@ def measure(
                     )
                     times["every hit"].append(every_ms)
                     out["reads"].setdefault(size, []).append(results.read)
+                    plain_ms, (plain_n, _) = timed(partial(count_without_bits, q))
+                    assert plain_n == n, (q, plain_n, n)
+                    out["count reads"].setdefault(size, []).append((count_read, count_ms, plain_ms))
                     if results.estimate is not None:
                         out["errors"].setdefault((f"{kind} window", size), []).append(
                             abs(results.estimate - n) / max(n, 1)
@@ -604,6 +632,20 @@ def report(
             f"{ours:.1f} ms, every hit p50 {pct(t['every hit'], 50):.1f} p95 {every:.1f} ms: "
             f"p95 ratio every hit / ours {every / ours:.1f}"
         )
+    print()
+    print("ranges+text exact count by how it was read (built: every hit read and kept as bits;")
+    print("bits: the kept bits of an earlier query of the word), against the same queries with")
+    print("the cache off (no bits), same run:")
+    for size in sizes:
+        for read in sorted({r for r, _, _ in out["count reads"][size]}):
+            kept = [ms for r, ms, _ in out["count reads"][size] if r == read]
+            off = [ms for r, _, ms in out["count reads"][size] if r == read]
+            print(
+                f"  {size:>9,} {read:<7} n={len(kept):<3} p50 {pct(kept, 50):7.1f} p95 "
+                f"{pct(kept, 95):7.1f} ms; no bits p50 {pct(off, 50):7.1f} p95 "
+                f"{pct(off, 95):7.1f} ms: p95 ratio no bits / ours "
+                f"{pct(off, 95) / pct(kept, 95):.1f}"
+            )
     print()
     print("HISTOGRAM ms (summary + 40 bins + bound counts; cold = summary not cached):")
     for size in sizes:

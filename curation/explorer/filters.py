@@ -149,8 +149,8 @@ class HitBits:
 class ExplorerQuery:
     """A parsed explorer filter for one dataset: every part optional, all of them ANDed.
 
-    ``text_hits`` is not part of the filter: the cached bitmap of ``text``'s hits, set by
-    ``text_hits.with_text_hits`` when one exists; the query then reads the signal rows
+    ``text_hits`` is not part of the filter: the cached bitmap of ``text``'s hits
+    (``text_hits.py``), set for an exact count; the query then reads the signal rows
     alone and tests a bit for the text instead of visiting documents.
     """
 

@@ -568,15 +568,8 @@ def explorer_results(
     A query that reads documents (text, meta) finds its hits once for the page and
     the count (``results_sql``); on a big dataset a text query's hits are read the
     cheapest way of ``text_plan.py``, and without ``exact_count`` a page sorted by id
-    may come from a window of ids with an estimated count. A text query whose hits are
-    cached as bits (``text_hits.py``) is read as a signal query is (``read`` "bits").
+    may come from a window of ids with an estimated count.
     """
-    read = ""
-    if query.text and query.text_hits is None:
-        from curation.explorer.text_hits import with_text_hits
-
-        query = with_text_hits(query)
-        read = "bits" if query.text_hits is not None else ""
     if query.reads_documents:
         from curation.explorer.text_plan import text_results
 
@@ -587,10 +580,8 @@ def explorer_results(
         )
     page = explorer_page(query=query, after=after, size=size)
     if exact_count:
-        count = explorer_count(query=query)
-        return ExplorerResults(page=page, count=count, estimate=None, read=read)
-    estimate = explorer_count_estimate(query=query)
-    return ExplorerResults(page=page, count=None, estimate=estimate, read=read)
+        return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)
+    return ExplorerResults(page=page, count=None, estimate=explorer_count_estimate(query=query))
 
 
 def explorer_signals() -> list[Signal]:

@@ -7,21 +7,24 @@ every page of ``curation_document`` (~110k pages, 0.6-1.4 s on 2 cores,
 types a word once and then moves thresholds, so the first exact count that reads every
 hit anyway keeps them: one bit per document id of the dataset's range, ``get_bit``
 order, in ``curation_texthits`` (an UNLOGGED cache, 125 kB per million ids, written
-compressed by TOAST). From then on the query reads the dataset's signal partition alone
-and tests one bit per row (``query._hit_bit_sql``): its counts, estimates and pages take
-the signal paths, at the cost of a signal filter.
+compressed by TOAST). From then on the exact count of the word with any signal
+predicates reads the dataset's signal partition alone and tests one bit per row
+(``query._hit_bit_sql``), at the cost of a signal filter's count; the word alone
+counts its bits.
+
+Pages do not read the bits: PostgreSQL cannot estimate ``get_bit``, so with it a page
+sorted by id was planned as a scan and sort of the whole partition (250-350 ms at 1M,
+where ``text_plan``'s window takes 40-90 ms).
 
 A bitmap is valid for one ``version`` of the dataset: its document count and id range.
 Documents are only appended by imports (then recounted) or deleted with their dataset,
 so a bitmap of the same version holds exactly the hits a search would find now.
 
-Only queries with a signal predicate and no meta predicate use one: the bits are tested
-on signal rows, and a document without a signal row never matches a signal predicate.
+Only queries without a meta predicate use one, and the bits are tested on signal rows
+only beside a signal predicate (a document without a signal row never matches one).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
@@ -64,16 +67,6 @@ def cached_hits(query: ExplorerQuery, ids: DatasetIds) -> HitBits | None:
         return None
     first, last, hits, bits = row
     return HitBits(first_id=first, last_id=last, hits=hits, bits=bytes(bits))
-
-
-def with_text_hits(query: ExplorerQuery) -> ExplorerQuery:
-    """``query`` with its text's cached bits when it has a signal predicate to test them
-    beside (``query._hit_bit_sql``) and bits of the dataset's current version exist."""
-    if query.text_hits is not None or not (may_use_bits(query) and query.reads_signals):
-        return query
-    ids = dataset_ids(query.dataset_id)
-    hits = None if ids is None else cached_hits(query, ids)
-    return query if hits is None else dataclasses.replace(query, text_hits=hits)
 
 
 def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> HitBits | None:

@@ -26,6 +26,10 @@ is an estimate (its matches scaled to the dataset), and the exact count follows 
 its own request, as for signal filters (``explorer_count`` chooses between ``all``
 and ``signals`` the same way). Datasets under ``PLAN_MIN_DOCUMENTS`` always read
 ``all``: every way costs a few milliseconds there.
+
+An exact count that reads every hit of a common word keeps them as bits
+(``text_hits.py``); from then on the word's exact counts test a bit per signal row
+instead of running any of the reads above.
 """
 
 from __future__ import annotations

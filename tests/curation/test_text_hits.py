@@ -1,10 +1,10 @@
 """A text query's hits cached as bits (curation/explorer/text_hits.py).
 
 The thresholds are lowered so that the 400 documents of ``TextCorpus`` take the paths a
-million do: the exact count that reads every hit keeps them, and every later count,
-estimate and page of the same words with other signal predicates tests a bit per signal
-row. Each must give what Python gives, and bits of another version of the dataset must
-never be read.
+million do: the exact count that reads every hit keeps them, and every later exact count
+of the same words with other signal predicates tests a bit per signal row. Each must
+give what Python gives (pages too, which never read the bits), and bits of another
+version of the dataset must never be read.
 """
 
 from __future__ import annotations
@@ -62,8 +62,7 @@ def test_the_first_exact_count_keeps_the_hits_and_later_reads_test_them(
                 seen: list[int] = []
                 for results in walk(query, exact_count=exact_count, size=size):
                     seen += [row.id for row in results.page.rows]
-                    if query.reads_signals:
-                        assert results.read == "bits", query
+                    assert results.read in text_plan.READS
                     if results.count is not None:
                         assert results.count == len(expected), query
                     else:
@@ -84,8 +83,8 @@ def test_the_bits_hold_exactly_the_hits(corpus: TextCorpus) -> None:
     ]
     assert set_bits == hits and built.hits == len(hits)
     assert (built.first_id, built.last_id) == (min(corpus.ids), max(corpus.ids))
-    cached = text_hits.with_text_hits(query).text_hits
-    assert cached == built
+    ids = text_plan.dataset_ids(corpus.dataset.pk)
+    assert ids is not None and text_hits.cached_hits(query, ids) == built
 
 
 def test_bits_of_another_version_of_the_dataset_are_not_read(
@@ -109,10 +108,12 @@ def test_bits_of_another_version_of_the_dataset_are_not_read(
     signal_rows_write(
         signals=[Signal.objects.get(name="score")], dataset_id=corpus.dataset.pk, rows=[(new, 0.5)]
     )
-    assert text_hits.with_text_hits(query).text_hits is None
+    ids = text_plan.dataset_ids(corpus.dataset.pk)
+    assert ids is not None and text_hits.cached_hits(query, ids) is None
     assert text_plan.text_count(query=query) == (4, "built")
+    assert text_plan.text_count(query=query) == (4, "bits")
     results = explorer.explorer_results(query=query, after=None, exact_count=True, size=10)
-    assert results.read == "bits" and results.count == 4 and results.page.rows[-1].id == new
+    assert results.count == 4 and results.page.rows[-1].id == new
     assert kept(corpus.dataset) == ["rare"]  # the old version's bits were dropped
 
 
@@ -143,8 +144,7 @@ def test_a_meta_predicate_or_a_small_dataset_keeps_nothing(
 def test_bits_need_a_signal_predicate_beside_them(corpus: TextCorpus) -> None:
     built = text_hits.text_hits_build(query=corpus.query("common"))
     assert built is not None
-    query = dataclasses.replace(corpus.query("common", sort=Sort(descending=True)))
-    assert text_hits.with_text_hits(query).text_hits is None  # text alone: not attached
+    query = corpus.query("common", sort=Sort(descending=True))
     # Text alone counts the bits themselves.
     assert text_plan.text_count(query=query) == (len(corpus.expected(query)), "bits")
     with pytest.raises(ValueError, match="signal predicate"):
@@ -163,7 +163,7 @@ def test_the_table_is_unlogged() -> None:
         assert cursor.fetchone() == ("u",)
 
 
-def test_the_htmx_count_keeps_the_bits_and_the_next_page_reads_them(
+def test_the_htmx_count_keeps_the_bits_and_the_next_count_reads_them(
     corpus: TextCorpus, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(explorer, "COUNT_INLINE_MAX", 10)
@@ -190,3 +190,4 @@ def test_the_htmx_count_keeps_the_bits_and_the_next_page_reads_them(
     assert corpus.texts[corpus.expected(moved)[0]] in page
     recount = client.get(f"{base}count/", params, headers={"HX-Request": "true"})
     assert f">{len(corpus.expected(moved))}</strong>" in recount.content.decode()
+    assert text_plan.text_count(query=moved) == (len(corpus.expected(moved)), "bits")
