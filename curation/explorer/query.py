@@ -20,6 +20,8 @@ vectors while scanning when it does not (bench/explorer_bench.py).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,18 +53,30 @@ def _s(column: str) -> sql.Composable:
     return sql.SQL("s.{}").format(sql.Identifier(column))
 
 
+def _int_bound(value: float, rounding: Callable[[float], int]) -> float | int:
+    return rounding(value) if math.isfinite(value) else value
+
+
 def _range_sql(pred: Range) -> tuple[list[sql.Composable], list[Any]]:
+    """``lo <= column <= hi``. An integer signal's bounds are rounded inwards to integers
+    (the same documents): a fractional bound is a numeric literal, and PostgreSQL then
+    casts the bigint column to numeric, which no index on it serves (a seq scan of the
+    whole partition at 1M, ~230 ms, for a range its index reads in milliseconds)."""
     column = _s(pred.signal.column)
+    lo, hi = pred.lo, pred.hi
+    if pred.signal.dtype == Signal.Dtype.INT:
+        lo = None if lo is None else _int_bound(lo, math.ceil)
+        hi = None if hi is None else _int_bound(hi, math.floor)
     parts: list[sql.Composable] = []
     params: list[Any] = []
-    if pred.lo is None and pred.hi is None:
+    if lo is None and hi is None:
         parts.append(sql.SQL("{} IS NOT NULL").format(column))
-    if pred.lo is not None:
+    if lo is not None:
         parts.append(sql.SQL("{} >= %s").format(column))
-        params.append(pred.lo)
-    if pred.hi is not None:
+        params.append(lo)
+    if hi is not None:
         parts.append(sql.SQL("{} <= %s").format(column))
-        params.append(pred.hi)
+        params.append(hi)
     return parts, params
 
 
@@ -481,6 +495,11 @@ def _execute(
 ) -> list[tuple[Any, ...]]:
     """Run ``statement`` in a transaction of its own, after ``SET LOCAL`` of each setting."""
     with transaction.atomic(), connection.cursor() as cursor:
+        # JIT compiles a plan whose estimated cost passes jit_above_cost (100k): the
+        # hits CTE's row guesses push text queries there, and a page that ran in 60 ms
+        # spent 370 ms compiling (bench/explorer_bench.py). Explorer queries are too
+        # short to win it back.
+        cursor.execute("SET LOCAL jit = off")
         if query.reads_documents:
             # A lossy bitmap (over work_mem) rechecks every row of its pages, which
             # means computing to_tsvector again: 2 s became 60 s for a common word at 1M.
@@ -552,7 +571,8 @@ COUNT_INLINE_MAX = 100_000
 @dataclass(frozen=True)
 class ExplorerResults:
     """A page and its count, or the count's ``estimate``; ``read``: how a text query's
-    hits were read (``text_plan.READS``), "" for other queries."""
+    hits were read (``text_plan.READS``, or "bits": ``text_hits.py``), "" for other
+    queries."""
 
     page: ExplorerPage
     count: int | None

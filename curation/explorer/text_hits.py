@@ -12,9 +12,11 @@ predicates reads the dataset's signal partition alone and tests one bit per row
 (``query._hit_bit_sql``), at the cost of a signal filter's count; the word alone
 counts its bits.
 
-Pages do not read the bits: PostgreSQL cannot estimate ``get_bit``, so with it a page
-sorted by id was planned as a scan and sort of the whole partition (250-350 ms at 1M,
-where ``text_plan``'s window takes 40-90 ms).
+A page reads the bits only when ``text_plan`` finds that the cheapest read: all the
+signal matches, each testing a bit, then the page and the exact count of those
+(``results_sql``). A page walked in its order with the bit as a filter was tried:
+PostgreSQL cannot estimate ``get_bit``, and planned a scan and sort of the whole
+partition (250-350 ms at 1M, where the window takes 40-90 ms).
 
 A bitmap is valid for one ``version`` of the dataset: its document count and id range.
 Documents are only appended by imports (then recounted) or deleted with their dataset,

@@ -29,7 +29,8 @@ and ``signals`` the same way). Datasets under ``PLAN_MIN_DOCUMENTS`` always read
 
 An exact count that reads every hit of a common word keeps them as bits
 (``text_hits.py``); from then on the word's exact counts test a bit per signal row
-instead of running any of the reads above.
+instead of running any of the reads above, and its pages may too: ``bits``, the
+signal matches first, each testing a bit (``C_BITS_US`` each), with an exact count.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from curation.models import Dataset
 # Measured at 1M documents on a 2-core machine (bench/explorer_bench.py, README).
 C_HIT_US = 2.3
 C_COMPUTE_US = 90.0
+# A signal match tested against the text's kept bits (``text_hits.py``): the ``bits`` read.
+C_BITS_US = 1.0
 PLAN_MIN_DOCUMENTS = 100_000
 PROBE_DOCUMENTS = 2_000
 # From this many estimated hits, the exact count of a text query with signal predicates
@@ -189,14 +192,21 @@ def _probe(
 
 
 def _cheapest(costs: dict[str, float]) -> str:
-    return min(costs, key=lambda read: (costs[read], READS.index(read)))
+    order = (*READS, "bits")
+    return min(costs, key=lambda read: (costs[read], order.index(read)))
 
 
-def _exact_costs(query: ExplorerQuery, probe: _Probe, ids: DatasetIds) -> dict[str, float]:
+def _exact_costs(
+    query: ExplorerQuery, probe: _Probe, ids: DatasetIds, bits: HitBits | None = None
+) -> dict[str, float]:
+    """The exact reads' costs; with the text's kept ``bits``, also ``bits``: the signal
+    matches first, each testing a bit (a signal query's cost, the count exact)."""
     costs = {"all": probe.hit_share * ids.documents * C_HIT_US}
     signal_matches = _signal_matches(query)
     if signal_matches is not None:
         costs["signals"] = signal_matches * C_COMPUTE_US
+        if bits is not None:
+            costs["bits"] = signal_matches * C_BITS_US
     return costs
 
 
@@ -225,7 +235,10 @@ def text_results(
         may_window and probe.filled(limit)
     ):
         return _window_result(probe, ids)
-    costs = _exact_costs(query, probe, ids)
+    from curation.explorer.text_hits import cached_hits
+
+    bits = cached_hits(query, ids) if query.reads_signals else None
+    costs = _exact_costs(query, probe, ids, bits)
     wanted = FILL_MARGIN * limit / probe.match_share if probe.match_share > 0 else math.inf
     if may_window and wanted <= WINDOW_MAX_SHARE * ids.documents:
         costs["window"] = wanted * probe.hit_share * C_HIT_US
@@ -236,6 +249,8 @@ def text_results(
             return _window_result(grown, ids)
         del costs["window"]
         read = _cheapest(costs)
+    if read == "bits":
+        query = dataclasses.replace(query, text_hits=bits)
     rows = _run(query, after=after, limit=limit, signals_first=read == "signals")
     return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read=read)
 

@@ -666,3 +666,26 @@ def test_search_index_builds_once_drops_for_big_imports_and_goes_with_its_datase
     dataset_delete(dataset=dataset)
     assert state(dataset_id=dataset_id).status == "missing"
     assert search_index_build(dataset_id=dataset_id) is False  # a build queued before the delete
+
+
+def test_an_integer_signal_range_is_compared_as_integers() -> None:
+    """Fractional bounds on an integer signal are rounded inwards (the same documents), so
+    the column is compared as bigint and its index can serve the range."""
+    dataset = make_dataset("int-bounds")
+    ids = add_documents(dataset, [f"doc {i}" for i in range(10)])
+    words = define("int_words", "int")
+    signal_rows_write(
+        signals=[words], dataset_id=dataset.pk, rows=[(d, i) for i, d in enumerate(ids)]
+    )
+    column = SignalColumn.of(words)
+    query = ExplorerQuery(dataset_id=dataset.pk, ranges=(Range(signal=column, lo=2.5, hi=6.5),))
+    _, params = explorer.count_sql(query)
+    assert params == [3, 6] and all(type(p) is int for p in params)
+    assert explorer.explorer_count(query=query) == 4
+    assert [row.id for row in explorer.explorer_page(query=query).rows] == ids[3:7]
+    exact = ExplorerQuery(dataset_id=dataset.pk, ranges=(Range(signal=column, lo=3, hi=3.0),))
+    assert explorer.explorer_count(query=exact) == 1
+    wide = ExplorerQuery(
+        dataset_id=dataset.pk, ranges=(Range(signal=column, lo=-math.inf, hi=math.inf),)
+    )
+    assert explorer.explorer_count(query=wide) == 10

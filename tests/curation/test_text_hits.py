@@ -62,13 +62,35 @@ def test_the_first_exact_count_keeps_the_hits_and_later_reads_test_them(
                 seen: list[int] = []
                 for results in walk(query, exact_count=exact_count, size=size):
                     seen += [row.id for row in results.page.rows]
-                    assert results.read in text_plan.READS
+                    assert results.read in (*text_plan.READS, "bits")
                     if results.count is not None:
                         assert results.count == len(expected), query
                     else:
                         assert results.estimate is not None and results.estimate >= 0
                 assert seen == expected, (query, size, exact_count)
     assert set(kept(corpus.dataset)) == {"common", "mid", "rare", "late"}
+
+
+@pytest.mark.parametrize("size", [1, 7, 40])
+def test_pages_read_through_the_bits_are_those_python_gives(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    force(monkeypatch, "all")
+    for word in ("common", "mid", "rare", "late"):
+        assert text_hits.text_hits_build(query=corpus.query(word)) is not None
+    force(monkeypatch, "bits")
+    used = set()
+    for query in queries(corpus):
+        expected = corpus.expected(query)
+        for exact_count in (False, True):
+            seen: list[int] = []
+            for results in walk(query, exact_count=exact_count, size=size):
+                seen += [row.id for row in results.page.rows]
+                used.add(results.read)
+                if results.read == "bits":
+                    assert results.count == len(expected), query
+            assert seen == expected, (query, exact_count)
+    assert "bits" in used
 
 
 def test_the_bits_hold_exactly_the_hits(corpus: TextCorpus) -> None:
