@@ -29,7 +29,8 @@ only beside a signal predicate (a document without a signal row never matches on
 from __future__ import annotations
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from psycopg import sql
 
 from curation.explorer.filters import ExplorerQuery, HitBits
 from curation.explorer.text_plan import DatasetIds, dataset_ids
@@ -77,20 +78,18 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
     None when the dataset is not one the explorer plans for (``text_plan``) or its ids
     span more than ``MAX_SPAN``.
     """
-    from curation.explorer.query import search_predicate
+    from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
 
     ids = ids or dataset_ids(query.dataset_id)
     if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
         return None
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A lossy bitmap would recheck (recompute to_tsvector on) every row of its pages.
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        statement = "SELECT array_agg(d.id - %s) FROM curation_document d WHERE {} AND {}".format(
-            "d.dataset_id = %s AND d.id BETWEEN %s AND %s",
-            search_predicate().as_string(cursor.connection),
-        )
-        cursor.execute(statement, [ids.first, query.dataset_id, ids.first, ids.last, query.text])
-        offsets = cursor.fetchone()[0] or []
+    statement = sql.SQL(
+        "SELECT array_agg(d.id - %s) FROM {} d "
+        "WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s AND {}"
+    ).format(sql.Identifier(DOCUMENT_TABLE), search_predicate())
+    params = [ids.first, query.dataset_id, ids.first, ids.last, query.text]
+    # _execute raises work_mem for a query that reads documents, as this one does.
+    offsets = _execute(statement, params, query=query)[0][0] or []
     flags = np.zeros(ids.last - ids.first + 1, dtype=bool)
     flags[np.asarray(offsets, dtype=np.int64)] = True
     hits = HitBits(

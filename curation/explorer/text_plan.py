@@ -266,32 +266,23 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
     ids = dataset_ids(query.dataset_id) if query.text else None
     read = "all"
     if ids is not None:
-        cached = text_hits.cached_hits(query, ids)
-        if cached is not None:
-            return _count_of_bits(query, cached), "bits"
-        probe = _probe(query, None, 1, ids, PROBE_DOCUMENTS)
-        if probe.whole:
-            return probe.matches, "window"
-        read = _cheapest(_exact_costs(query, probe, ids))
-        hits = probe.hit_share * ids.documents
-        if read == "all" and hits >= text_hits.BITS_MIN_HITS and text_hits.may_use_bits(query):
-            built = text_hits.text_hits_build(query=query, ids=ids)
-            if built is not None:
-                return _count_of_bits(query, built), "built"
-        if read == "all" and hits >= HASH_JOIN_MIN_HITS and query.reads_signals:
-            read = "hash"
+        bits = text_hits.cached_hits(query, ids)
+        read = "bits"
+        if bits is None:
+            probe = _probe(query, None, 1, ids, PROBE_DOCUMENTS)
+            if probe.whole:
+                return probe.matches, "window"
+            read = _cheapest(_exact_costs(query, probe, ids))
+            hits = probe.hit_share * ids.documents
+            if read == "all" and hits >= text_hits.BITS_MIN_HITS and text_hits.may_use_bits(query):
+                bits = text_hits.text_hits_build(query=query, ids=ids)
+                read = "all" if bits is None else "built"
+            if read == "all" and hits >= HASH_JOIN_MIN_HITS and query.reads_signals:
+                read = "hash"
+        if bits is not None:
+            if not query.reads_signals:  # the text alone: its hits are the count
+                return bits.hits, read
+            query = dataclasses.replace(query, text_hits=bits)
     statement, params = count_sql(query, signals_first=read == "signals", flat=read == "hash")
     settings = ("enable_nestloop = off",) if read == "hash" else ()
     return int(_execute(statement, params, query=query, settings=settings)[0][0]), read
-
-
-def _count_of_bits(query: ExplorerQuery, hits: HitBits) -> int:
-    """The count of ``query`` given its text's hits: their number for the text alone, else
-    its signal rows each testing a bit."""
-    from curation.explorer.query import _execute, count_sql
-
-    if not query.reads_signals:
-        return hits.hits
-    with_bits = dataclasses.replace(query, text_hits=hits)
-    statement, params = count_sql(with_bits)
-    return int(_execute(statement, params, query=with_bits)[0][0])
