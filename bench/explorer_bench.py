@@ -38,11 +38,15 @@ its own request). A text query is read the way ``curation/explorer/text_plan.py`
 chooses (every hit, signals first, or a window of ids with an estimated count); its
 baseline, timed beside it, is ``every hit``: page and exact count from every hit of
 the search index in one statement (``results_sql``), as the explorer did before.
-The cache of text hits starts empty (``curation/explorer/text_hits.py``): the
-first exact count of a common word keeps its hits as bits, and later queries of
-the same word read them. The 6 words take turns, so each word's first query is
-cold and the next ones warm; the count is also timed with the cache off
-(``no bits``, the count as before the cache) for the same queries.
+The words are chosen by their share as the search sees them (its lexemes). The
+cache of text hits
+(``curation/explorer/text_hits.py``) starts with the common words' bits alone,
+built ahead as the search index task builds them (timed; ``--no-common-words``
+leaves them out): a word among them reads its bits from its first count on.
+Another word's first exact count keeps its hits as bits when it has many, and its
+later queries read them. The 6 words take turns, so each word's first query is
+cold and the next ones warm; the count is also timed with the cache off (``no
+bits``, the count as before the cache) for the same queries.
 
 Also: histograms (a signal's summary with 7 quantiles + 40 bins + the counts on
 each side of two bounds) cold (summary cache cleared) and warm, the text query
@@ -206,14 +210,34 @@ def load_dataset(name: str, docs: int, texts: list[str], signals: list[Any]) -> 
 
 
 def search_words(texts: list[str]) -> list[str]:
-    """One word per share in WORD_SHARES: the one whose document frequency is nearest."""
-    df: dict[str, int] = {}
-    for text in texts:
-        for word in set(re.findall(r"[a-z]{4,}", text.lower())):
-            df[word] = df.get(word, 0) + 1
+    """One word per share in WORD_SHARES: the one whose document frequency is nearest, as
+    the explorer's search sees it (the lexeme of its tsquery in each text's searched
+    start)."""
+    from django.db import connection
+
+    from curation.explorer import SEARCH_CHARS, TS_CONFIG
+
+    words = sorted({w for text in texts for w in re.findall(r"[a-z]{4,}", text.lower())})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT u.lexeme, count(*) FROM unnest(%s::text[]) t, "
+            "unnest(to_tsvector(%s, left(t, %s))) u GROUP BY u.lexeme",
+            [texts, TS_CONFIG, SEARCH_CHARS],
+        )
+        lexeme_df = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT w, websearch_to_tsquery(%s, w)::text FROM unnest(%s::text[]) w",
+            [TS_CONFIG, words],
+        )
+        keys = dict(cursor.fetchall())
+    df = {
+        w: lexeme_df[key[1:-1]]
+        for w, key in keys.items()
+        if re.fullmatch(r"'[a-z]+'", key) and key[1:-1] in lexeme_df
+    }
     n = len(texts)
-    words = sorted(df)
-    return [min(words, key=partial(_distance, df=df, n=n, share=s)) for s in WORD_SHARES]
+    candidates = sorted(df)
+    return [min(candidates, key=partial(_distance, df=df, n=n, share=s)) for s in WORD_SHARES]
 
 
 def _distance(word: str, *, df: dict[str, int], n: int, share: float) -> float:
@@ -380,6 +404,7 @@ def prepare(
             log(f"  search index built in {index_s:.1f}s")
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE curation_document")
+        common = keep_common_words(args, datasets[size])
         data_index_s = signal_indexes(args, datasets[size], signals)
         with connection.cursor() as cursor:
             columns = ", ".join(s.column_name for s in signals[:NUMERIC_SIGNALS])
@@ -390,8 +415,35 @@ def prepare(
             "values": [values[:, j] for j in range(NUMERIC_SIGNALS)],
             "words": search_words(texts),
             "index_s": index_s,
+            "common": common,
         }
     return signals, datasets, data, texts
+
+
+def keep_common_words(args: argparse.Namespace, dataset: Any) -> tuple[float, int, int] | None:
+    """Empty the dataset's kept bits, then (unless --no-common-words) build its common
+    words' bits as the search index task does, timed: (seconds, words, bytes kept)."""
+    from django.db import connection
+
+    from curation.explorer.text_hits import common_words_build
+    from curation.models import TextHits
+
+    TextHits.objects.filter(dataset=dataset).delete()
+    if args.no_common_words:
+        return None
+    log(f"  common words of {dataset.name}")
+    started = time.perf_counter()
+    built = common_words_build(dataset_id=dataset.pk)
+    seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_column_size(bits)), 0) FROM curation_texthits "
+            "WHERE dataset_id = %s",
+            [dataset.pk],
+        )
+        kept = int(cursor.fetchone()[0])
+    log(f"  {len(built)} common words' bits built in {seconds:.1f}s ({kept / 1e6:.1f} MB)")
+    return seconds, len(built), kept
 
 
 def measure(
@@ -423,7 +475,9 @@ def measure(
     from curation.explorer import text_plan
     from curation.models import TextHits
 
-    TextHits.objects.all().delete()  # every word starts cold, also with --reuse
+    # Every word starts cold, also with --reuse: only the common words' bits, built ahead
+    # (prepare), are kept.
+    TextHits.objects.filter(common=False).delete()
     log("warm-up")
     for size in sizes:
         q = build_query(datasets[size], signals, specs[QUERY_KINDS[0]][-1], data[size])
@@ -664,6 +718,15 @@ def report(
             f"ranges+text count without the index p50 {pct(ni, 50):.0f} ms (n={len(ni)}), "
             f"with it p50 {pct(times[('ranges+text', size)]['count'], 50):.0f} ms"
         )
+        common = data[size]["common"]
+        if common is None:
+            print(f"  {size:>9,}: common words' bits not built (--no-common-words)")
+        else:
+            seconds, words, kept = common
+            print(
+                f"  {size:>9,}: common words' bits: {words} words built in {seconds:.1f}s, "
+                f"{kept / 1e6:.1f} MB kept"
+            )
     plain, indexed = statistics.median(out["rates"][False]), statistics.median(out["rates"][True])
     print(
         f"  COPY of {args.copy_docs:,} documents: {plain:,.0f} docs/s without the dataset's "
@@ -691,6 +754,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure without the signal indexes the explorer asks for",
     )
     ap.add_argument("--reuse", action="store_true", help=f"measure a kept {BENCH_DB} again")
+    ap.add_argument(
+        "--no-common-words",
+        action="store_true",
+        help="measure without the common words' bits built ahead (text_hits.common_words_build)",
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     load_start = load()

@@ -67,9 +67,13 @@ def _resume_exports_after_restart(**_: Any) -> None:
 
 @shared_task
 def search_index_build(dataset_id: int) -> None:
+    """The dataset's search index, then the bits of its common words (``text_hits.py``):
+    queued after every import, so the words' bits follow the documents."""
+    from curation.explorer.text_hits import common_words_build
     from curation.services.search import search_index_build as build
 
     build(dataset_id=dataset_id)
+    common_words_build(dataset_id=dataset_id)
 
 
 @shared_task

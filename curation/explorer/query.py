@@ -91,11 +91,11 @@ def _dedup_sql(pred: DedupStatus) -> sql.Composable:
     raise ValueError(f"unknown duplicate status {pred.status!r}")
 
 
-def search_predicate(alias: str = "d") -> sql.Composable:
-    """``to_tsvector(..) @@ websearch_to_tsquery(.., %s)``: the indexed expression, one param."""
-    return sql.SQL(
-        "to_tsvector({cfg}, left({alias}.text, {chars})) @@ websearch_to_tsquery({cfg}, %s)"
-    ).format(
+def search_predicate(alias: str = "d", *, tsquery: bool = False) -> sql.Composable:
+    """``to_tsvector(..) @@ websearch_to_tsquery(.., %s)``: the indexed expression, one param
+    (the query as typed; with ``tsquery``, a tsquery's text: ``%s::tsquery``)."""
+    parsed = "%s::tsquery" if tsquery else "websearch_to_tsquery({cfg}, %s)"
+    return sql.SQL("to_tsvector({cfg}, left({alias}.text, {chars})) @@ " + parsed).format(
         cfg=sql.Literal(TS_CONFIG), alias=sql.Identifier(alias), chars=sql.Literal(SEARCH_CHARS)
     )
 

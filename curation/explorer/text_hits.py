@@ -24,27 +24,54 @@ so a bitmap of the same version holds exactly the hits a search would find now.
 
 Only queries without a meta predicate use one, and the bits are tested on signal rows
 only beside a signal predicate (a document without a signal row never matches one).
+
+Bits are keyed by the query as PostgreSQL reads it (``websearch_to_tsquery(..)::text``),
+so "Running" and "runs" share the bits of ``'run'``, and a query of several words ANDed
+reads the AND of its words' bits when each has some. The first count of a common word
+would still pay for the build, so the dataset's most common words are built ahead
+(``common_words_build``: the task after the search index, and after every import,
+queues it): a sample of documents gives each word's share, and every word whose
+estimated hits reach ``BITS_MIN_HITS`` gets its bits, up to ``COMMON_WORDS_MAX``, most
+common first. Those are kept beside the newest ``KEEP_PER_DATASET`` built by counts.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import re
+import time
+from typing import Any
+
 import numpy as np
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from psycopg import sql
 
 from curation.explorer.filters import ExplorerQuery, HitBits
 from curation.explorer.text_plan import DatasetIds, dataset_ids
 from curation.models import TextHits
 
+logger = logging.getLogger(__name__)
+
 # From this many estimated hits, an exact count that reads every hit keeps them as bits.
 # At 1M documents (bench/explorer_bench.py) a count through bits costs ~180 ms whatever
 # the word; reading every hit of a word in 1 % of the documents costs about as much, of
 # one in 3 % twice as much, and building the bits costs a little more than reading them.
 BITS_MIN_HITS = 25_000
-# Bitmaps kept per dataset (the newest); each is one bit per id of the dataset's range.
+# Bitmaps kept per dataset (the newest) that counts built; each is one bit per id of the
+# dataset's range. The common words' bits (``common_words_build``) are kept beside them.
 KEEP_PER_DATASET = 16
 # No bitmap for a dataset whose ids span more than this (64M ids: 8 MB of bits a request).
 MAX_SPAN = 64_000_000
+# Common words: documents sampled for their shares (a share of 2.5 % is then seen in
+# ~100 of them, within ~20 %), and the most words built ahead (16 MB of bits at 1M).
+COMMON_SAMPLE_DOCUMENTS = 4_000
+COMMON_WORDS_MAX = 128
+COMMON_SEED = 7
+
+# A tsquery's text that only ANDs plain lexemes: "'a' & 'b'" (no prefix, weight, NOT, phrase).
+_LEXEME = r"'(?:[^'\\]|''|\\.)*'"
+_AND_OF_LEXEMES = re.compile(rf"{_LEXEME}(?: & {_LEXEME})*")
 
 
 def _version(ids: DatasetIds) -> str:
@@ -57,39 +84,82 @@ def may_use_bits(query: ExplorerQuery) -> bool:
     return bool(query.text) and query.meta is None
 
 
+def tsquery_key(text: str) -> str:
+    """``text`` as PostgreSQL reads it (``websearch_to_tsquery(..)::text``): the bits' key.
+    Empty for a query of stop words only, which matches nothing."""
+    from curation.explorer.query import TS_CONFIG
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT websearch_to_tsquery(%s, %s)::text", [TS_CONFIG, text])
+        return str(cursor.fetchone()[0])
+
+
+def and_terms(key: str) -> list[str]:
+    """The lexemes (each as its own tsquery's text) of a key that only ANDs lexemes, in
+    order; [] for any other query (a prefix, a weight, NOT, OR or a phrase)."""
+    if not _AND_OF_LEXEMES.fullmatch(key):
+        return []
+    return re.findall(_LEXEME, key)
+
+
 def cached_hits(query: ExplorerQuery, ids: DatasetIds) -> HitBits | None:
-    """The cached bits of ``query.text`` for the dataset's current ``ids``, if any."""
+    """The cached bits of ``query.text`` for the dataset's current ``ids``, if any: its
+    own, or the AND of its words' bits when it only ANDs words that all have some."""
     if not may_use_bits(query):
         return None
-    row = (
-        TextHits.objects.filter(dataset_id=query.dataset_id, text=query.text, version=_version(ids))
-        .values_list("first_id", "last_id", "hits", "bits")
-        .first()
-    )
-    if row is None:
+    key = tsquery_key(query.text)
+    if not key:
         return None
-    first, last, hits, bits = row
-    return HitBits(first_id=first, last_id=last, hits=hits, bits=bytes(bits))
+    terms = and_terms(key)
+    rows = {
+        row.text: HitBits(
+            first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits)
+        )
+        for row in TextHits.objects.filter(
+            dataset_id=query.dataset_id, version=_version(ids), text__in={key, *terms}
+        ).only("text", "first_id", "last_id", "hits", "bits")
+    }
+    if key in rows:
+        return rows[key]
+    if len(terms) < 2 or not all(term in rows for term in terms):
+        return None
+    parts = [np.frombuffer(rows[term].bits, dtype=np.uint8) for term in terms]
+    both = np.bitwise_and.reduce(parts)
+    return HitBits(
+        first_id=ids.first,
+        last_id=ids.last,
+        hits=int(np.unpackbits(both).sum()),
+        bits=both.tobytes(),
+    )
 
 
 def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> HitBits | None:
     """Read every hit of ``query.text`` in its dataset, keep them as bits, and return them.
 
-    None when the dataset is not one the explorer plans for (``text_plan``) or its ids
-    span more than ``MAX_SPAN``.
+    None when the dataset is not one the explorer plans for (``text_plan``), its ids
+    span more than ``MAX_SPAN``, or the text is stop words only.
     """
-    from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
-
     ids = ids or dataset_ids(query.dataset_id)
     if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
         return None
+    key = tsquery_key(query.text)
+    if not key:
+        return None
+    return _build(query.dataset_id, key, ids, common=False)
+
+
+def _build(dataset_id: int, key: str, ids: DatasetIds, *, common: bool) -> HitBits:
+    """Read every hit of the tsquery ``key`` in the dataset and keep them as bits."""
+    from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
+
     statement = sql.SQL(
         "SELECT array_agg(d.id - %s) FROM {} d "
         "WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s AND {}"
-    ).format(sql.Identifier(DOCUMENT_TABLE), search_predicate())
-    params = [ids.first, query.dataset_id, ids.first, ids.last, query.text]
+    ).format(sql.Identifier(DOCUMENT_TABLE), search_predicate(tsquery=True))
+    params = [ids.first, dataset_id, ids.first, ids.last, key]
     # _execute raises work_mem for a query that reads documents, as this one does.
-    offsets = _execute(statement, params, query=query)[0][0] or []
+    reads = ExplorerQuery(dataset_id=dataset_id, text=key)
+    offsets = _execute(statement, params, query=reads)[0][0] or []
     flags = np.zeros(ids.last - ids.first + 1, dtype=bool)
     flags[np.asarray(offsets, dtype=np.int64)] = True
     hits = HitBits(
@@ -99,28 +169,122 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
         # get_bit(bytes, n) reads bit n % 8 of byte n / 8, least significant first.
         bits=np.packbits(flags, bitorder="little").tobytes(),
     )
-    _keep(query, _version(ids), hits)
+    _keep(dataset_id, key, _version(ids), hits, common=common)
     return hits
 
 
-def _keep(query: ExplorerQuery, version: str, hits: HitBits) -> None:
-    """Store ``hits``; drop the dataset's bitmaps of other versions and past the newest few."""
+def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
+    """The dataset's words whose estimated hits reach ``BITS_MIN_HITS``, most common first
+    (``COMMON_WORDS_MAX`` at most): (the word's tsquery key, estimated hits).
+
+    The estimate is the word's share of about ``COMMON_SAMPLE_DOCUMENTS`` documents read
+    by random ids (the same ids each time), times the dataset's documents.
+    """
+    from curation.explorer.query import DOCUMENT_TABLE, SEARCH_CHARS, TS_CONFIG
+
+    if ids.documents <= COMMON_SAMPLE_DOCUMENTS:  # every document: the shares are exact
+        picked = sql.SQL("d.id BETWEEN %s AND %s")
+        params: list[Any] = [ids.first, ids.last]
+    else:
+        rng = np.random.default_rng(COMMON_SEED)
+        want = math.ceil(COMMON_SAMPLE_DOCUMENTS / ids.density)
+        picked = sql.SQL("d.id = ANY(%s)")
+        params = [np.unique(rng.integers(ids.first, ids.last + 1, size=want)).tolist()]
+    statement = sql.SQL(
+        "WITH sample AS MATERIALIZED (SELECT to_tsvector({cfg}, left(d.text, {chars})) AS v "
+        "FROM {table} d WHERE {picked} AND d.dataset_id = %s) "
+        "SELECT (SELECT count(*) FROM sample), u.lexeme, count(*) "
+        "FROM sample, unnest(sample.v) u GROUP BY u.lexeme "
+        "HAVING count(*) * %s >= %s * (SELECT count(*) FROM sample) "
+        "ORDER BY count(*) DESC, u.lexeme LIMIT %s"
+    ).format(
+        cfg=sql.Literal(TS_CONFIG),
+        chars=sql.Literal(SEARCH_CHARS),
+        table=sql.Identifier(DOCUMENT_TABLE),
+        picked=picked,
+    )
+    params += [dataset_id, ids.documents, BITS_MIN_HITS, COMMON_WORDS_MAX]
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(cursor.connection), params)
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        # Each lexeme as its own tsquery's text, the form tsquery_key gives a typed word.
+        quoted = [
+            "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for _, lexeme, _ in rows
+        ]
+        cursor.execute(
+            "SELECT k::tsquery::text FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+            [quoted],
+        )
+        keys = [str(key) for (key,) in cursor.fetchall()]
+    return [
+        (key, round(count / sampled * ids.documents))
+        for key, (sampled, _, count) in zip(keys, rows, strict=True)
+    ]
+
+
+def common_words_build(*, dataset_id: int) -> list[str]:
+    """Keep the bits of the dataset's common words (``common_words``) ahead of any query;
+    returns the words built now (those kept already for this version are marked common).
+
+    Nothing without a ready search index (each word would scan every document) or for a
+    dataset the explorer does not plan for.
+    """
+    from curation.explorer.search import search_index_state
+
+    ids = dataset_ids(dataset_id)
+    if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
+        return []
+    if search_index_state(dataset_id=dataset_id).status != "ready":
+        return []
+    started = time.perf_counter()
+    words = [key for key, _ in common_words(dataset_id=dataset_id, ids=ids)]
+    version = _version(ids)
+    kept = TextHits.objects.filter(dataset_id=dataset_id, version=version, text__in=words)
+    have = set(kept.values_list("text", flat=True))
+    kept.update(common=True)
+    built = []
+    for key in words:
+        if key not in have:
+            _build(dataset_id, key, ids, common=True)
+            built.append(key)
+    logger.info(
+        "dataset %s: bits of %d common words kept (%d built in %.1fs)",
+        dataset_id,
+        len(words),
+        len(built),
+        time.perf_counter() - started,
+    )
+    return built
+
+
+def _keep(dataset_id: int, key: str, version: str, hits: HitBits, *, common: bool) -> None:
+    """Store ``hits``; drop the dataset's bitmaps of other versions, and those counts built
+    past the newest few."""
     try:
         with transaction.atomic():
             TextHits.objects.create(
-                dataset_id=query.dataset_id,
-                text=query.text,
+                dataset_id=dataset_id,
+                text=key,
                 version=version,
                 first_id=hits.first_id,
                 last_id=hits.last_id,
                 hits=hits.hits,
                 bits=hits.bits,
+                common=common,
             )
     except IntegrityError:  # another request kept the same bits first
+        if common:
+            TextHits.objects.filter(dataset_id=dataset_id, text=key, version=version).update(
+                common=True
+            )
         return
-    stale = TextHits.objects.filter(dataset_id=query.dataset_id).exclude(version=version)
+    stale = TextHits.objects.filter(dataset_id=dataset_id).exclude(version=version)
     stale.delete()
-    newest = TextHits.objects.filter(dataset_id=query.dataset_id).order_by("-created_at", "-pk")
+    newest = TextHits.objects.filter(dataset_id=dataset_id, common=False).order_by(
+        "-created_at", "-pk"
+    )
     old = list(newest.values_list("pk", flat=True)[KEEP_PER_DATASET:])
     if old:
         TextHits.objects.filter(pk__in=old).delete()

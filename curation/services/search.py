@@ -3,7 +3,8 @@
 One index per dataset, ``curation_document_fts_d<id>``, over exactly the
 expression the explorer matches (``explorer.search_predicate``) and only the
 dataset's rows (``WHERE dataset_id = <id>``). The import never builds it: a
-finished import queues ``search_index_build`` (a task), because a COPY into a
+finished import queues ``search_index_build`` (a task, which then keeps the bits of
+the dataset's common words: ``explorer/text_hits.py``), because a COPY into a
 dataset with its index runs ~8x slower (bench/explorer_bench.py). A later small
 import keeps the index and PostgreSQL updates it; a big one drops it first
 (``search_index_before_import``) and its end rebuilds it. The catalog is the

@@ -35,11 +35,13 @@ def corpus(monkeypatch: pytest.MonkeyPatch) -> TextCorpus:
 
 
 def kept(dataset: Dataset) -> list[str]:
-    return list(
+    """The words whose bits are kept, oldest first (keys are tsquery texts: "'common'")."""
+    keys = (
         TextHits.objects.filter(dataset=dataset)
         .order_by("created_at", "pk")
         .values_list("text", flat=True)
     )
+    return [" & ".join(t.strip("'") for t in key.split(" & ")) for key in keys]
 
 
 def test_the_first_exact_count_keeps_the_hits_and_later_reads_test_them(
@@ -213,3 +215,131 @@ def test_the_htmx_count_keeps_the_bits_and_the_next_count_reads_them(
     recount = client.get(f"{base}count/", params, headers={"HX-Request": "true"})
     assert f">{len(corpus.expected(moved))}</strong>" in recount.content.decode()
     assert text_plan.text_count(query=moved) == (len(corpus.expected(moved)), "bits")
+
+
+def test_bits_are_keyed_by_the_query_as_postgresql_reads_it(corpus: TextCorpus) -> None:
+    built = text_hits.text_hits_build(query=corpus.query("common"))
+    assert built is not None and kept(corpus.dataset) == ["common"]
+    ids = text_plan.dataset_ids(corpus.dataset.pk)
+    assert ids is not None
+    # Typed otherwise, the same lexeme: the same bits.
+    assert text_hits.cached_hits(corpus.query("COMMON"), ids) == built
+    assert text_hits.cached_hits(corpus.query("Common."), ids) == built
+    assert text_hits.cached_hits(corpus.query("commons"), ids) is None
+    assert text_hits.cached_hits(corpus.query("mid"), ids) is None
+    # No word at all: the query matches nothing, and no bits stand for it.
+    assert text_hits.tsquery_key("-- !") == ""
+    assert text_hits.text_hits_build(query=corpus.query("-- !")) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "terms"),
+    [
+        ("'common'", ["'common'"]),
+        ("'common' & 'mid'", ["'common'", "'mid'"]),
+        ("'it''s' & 'b\\\\c'", ["'it''s'", "'b\\\\c'"]),
+        ("'common' | 'mid'", []),
+        ("'common' & !'mid'", []),
+        ("'common' <-> 'mid'", []),
+        ("'common':*", []),
+        ("'common' & 'mid':A", []),
+        ("", []),
+    ],
+)
+def test_and_terms_only_splits_an_and_of_plain_lexemes(key: str, terms: list[str]) -> None:
+    assert text_hits.and_terms(key) == terms
+
+
+def test_words_anded_read_the_and_of_their_bits(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for word in ("doc", "common", "late"):
+        assert text_hits.text_hits_build(query=corpus.query(word)) is not None
+    ids = text_plan.dataset_ids(corpus.dataset.pk)
+    assert ids is not None
+    wide = Range(signal=corpus.score, lo=0.35, hi=1.0)
+    both = [d for d in corpus.ids if {"common", "late"} <= set(corpus.texts[d].split())]
+    with_range = [d for d in corpus.expected(corpus.query("late", ranges=(wide,))) if d in both]
+    assert len(both) == 5 and 0 < len(with_range) < 5
+    for text in ("common late", "late common", "Late DOC Common"):
+        bits = text_hits.cached_hits(corpus.query(text), ids)
+        assert bits is not None and bits.hits == len(both), text
+        assert text_plan.text_count(query=corpus.query(text)) == (len(both), "bits")
+        query = corpus.query(text, ranges=(wide,))
+        assert text_plan.text_count(query=query) == (len(with_range), "bits")
+        with monkeypatch.context() as forced:
+            force(forced, "bits")
+            results = explorer.explorer_results(
+                query=query, after=None, exact_count=True, size=500
+            )
+        assert [row.id for row in results.page.rows] == with_range
+        assert (results.read, results.count) == ("bits", len(with_range))
+    # A word without bits, NOT, OR or a phrase: the AND of the bits does not stand for them.
+    for text in ("common mid", "common -late", "common or late", '"common late"'):
+        assert text_hits.cached_hits(corpus.query(text), ids) is None, text
+    assert kept(corpus.dataset) == ["doc", "common", "late"]  # the AND itself is not kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.services.search import search_index_drop
+    from curation.tasks import search_index_build
+
+    dataset = corpus.dataset
+    # "doc" is in every document, "common" in half, "mid" in a tenth: with 150 hits at
+    # least, the first two are common words, most common first.
+    monkeypatch.setattr(text_hits, "BITS_MIN_HITS", 150)
+    ids = text_plan.dataset_ids(dataset.pk)
+    assert ids is not None
+    try:
+        # Without the search index each word would scan every document: nothing is built.
+        assert text_hits.common_words_build(dataset_id=dataset.pk) == []
+        assert text_hits.common_words(dataset_id=dataset.pk, ids=ids) == [
+            ("'doc'", len(corpus.ids)),
+            ("'common'", len(corpus.ids) // 2),
+        ]
+        with monkeypatch.context() as sampled:  # a sample of the documents: shares estimated
+            sampled.setattr(text_hits, "COMMON_SAMPLE_DOCUMENTS", 200)
+            (doc, everywhere), (common, estimate) = text_hits.common_words(
+                dataset_id=dataset.pk, ids=ids
+            )
+            assert (doc, everywhere, common) == ("'doc'", len(corpus.ids), "'common'")
+            assert 150 <= estimate <= 250
+        search_index_build(dataset.pk)  # the index, then the common words' bits
+        assert kept(dataset) == ["doc", "common"]
+        assert set(TextHits.objects.values_list("common", flat=True)) == {True}
+        wide = Range(signal=corpus.score, lo=0.05, hi=0.95)
+        query = corpus.query("common", ranges=(wide,))
+        # The first count of a common word reads its bits: nothing to build.
+        assert text_plan.text_count(query=query) == (len(corpus.expected(query)), "bits")
+        assert text_plan.text_count(query=corpus.query("Doc")) == (len(corpus.ids), "bits")
+        # Bits built by counts are trimmed to the newest few; the common words' stay.
+        monkeypatch.setattr(text_hits, "KEEP_PER_DATASET", 1)
+        for word in ("mid", "late", "rare"):
+            assert text_hits.text_hits_build(query=corpus.query(word)) is not None
+        assert kept(dataset) == ["doc", "common", "rare"]
+        # A count that built a common word's bits first: the task marks them common.
+        TextHits.objects.filter(text="'common'").update(common=False)
+        search_index_build(dataset.pk)
+        assert TextHits.objects.get(text="'common'").common
+        assert text_hits.common_words_build(dataset_id=dataset.pk) == []  # all kept already
+        # An import appends: the task builds them again for the new version of the dataset.
+        new = Document.objects.create(
+            dataset=dataset,
+            external_id="appended",
+            text="doc common appended",
+            content_hash=1,
+            char_count=19,
+            word_count=3,
+            line_count=1,
+        ).pk
+        dataset_recount(dataset=dataset)
+        search_index_build(dataset.pk)
+        assert kept(dataset) == ["doc", "common"]
+        bits = text_hits.cached_hits(corpus.query("common"), text_plan.dataset_ids(dataset.pk))
+        assert bits is not None and bits.hits == len(corpus.ids) // 2 + 1
+        assert bits.bits[(new - bits.first_id) // 8] >> ((new - bits.first_id) % 8) & 1
+    finally:
+        search_index_drop(dataset_id=dataset.pk)
