@@ -34,10 +34,13 @@ Per query: ``page`` (explorer_page: the first 25 with previews), ``estimate``
 count reported), ``count`` (explorer_count, exact) and ``first
 response``: explorer_results as the htmx page calls it, page + exact count up to
 COUNT_INLINE_MAX documents and page + estimate above (the exact count follows in
-its own request). A text query is read the way ``curation/explorer/text_plan.py``
-chooses (every hit, signals first, or a window of ids with an estimated count); its
-baseline, timed beside it, is ``every hit``: page and exact count from every hit of
-the search index in one statement (``results_sql``), as the explorer did before.
+its own request); ``exact count shown``: the first response, plus that count
+request when the response held an estimate (a text page read another way than a
+window holds the exact count already). A text query is read the way
+``curation/explorer/text_plan.py`` chooses (every hit, signals first, or a window of
+ids with an estimated count); its baseline, timed beside it, is ``every hit``: page
+and exact count from every hit of the search index in one statement
+(``results_sql``), as the explorer did before.
 The words are chosen by their share as the search sees them (its lexemes). The
 cache of text hits
 (``curation/explorer/text_hits.py``) starts with the common words' bits alone,
@@ -506,7 +509,14 @@ def measure(
                 )
                 times = out["times"].setdefault(
                     (kind, size),
-                    {"page": [], "estimate": [], "count": [], "results": [], "every hit": []},
+                    {
+                        "page": [],
+                        "estimate": [],
+                        "count": [],
+                        "results": [],
+                        "shown": [],
+                        "every hit": [],
+                    },
                 )
                 if q.text:  # the baseline: page and count from every hit, as before text_plan
                     every_ms, _ = timed(
@@ -529,6 +539,9 @@ def measure(
                 times["estimate"].append(estimate_ms)
                 times["count"].append(count_ms)
                 times["results"].append(results_ms)
+                # What the htmx page waits for its exact count: the first response, plus
+                # the count request when that response held an estimate.
+                times["shown"].append(results_ms + (count_ms if results.count is None else 0.0))
                 out["matches"].setdefault((kind, size), []).append(n)
                 if page_ms + count_ms > out["slowest"].get((kind, size), (0.0, None))[0]:
                     out["slowest"][(kind, size)] = (page_ms + count_ms, q)
@@ -647,6 +660,7 @@ def report(
                 ("exact count", lambda k, s: times[(k, s)]["count"]),
                 ("page + exact count", both),
                 ("first response", first),
+                ("exact count shown", lambda k, s: times[(k, s)]["shown"]),
             ):
                 a, b = pct(series(kind, small), 95), pct(series(kind, big), 95)
                 p95_ok = "meets" if b < GOAL_MS else "MISSES"

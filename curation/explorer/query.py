@@ -214,6 +214,12 @@ def _from(
         return _From(hits, relation, where, doc_params, params, sql.SQL("hits.id"))
     if query.reads_signals:
         head = [sql.SQL("s.dataset_id = {}").format(dataset)]
+        if window is not None:  # a text query's window, its hits tested as bits
+            head.append(
+                sql.SQL("s.document_id >= {} AND s.document_id < {}").format(
+                    sql.Literal(int(window[0])), sql.Literal(int(window[1]))
+                )
+            )
         return _From(
             None,
             sql.SQL("{} s").format(signal_table),
@@ -427,7 +433,8 @@ def results_sql(
     ``(count, hits, id, sort_value, external_id, preview, chars, words, lines)``,
     one row of NULLs but the counts when the page is empty. ``hits`` counts the
     text and meta hits before the signal predicates, with a ``window`` only (else
-    NULL); ``window`` and ``signals_first`` narrow the hits as ``_from`` says.
+    NULL; NULL too for hits given as bits, which count their own); ``window`` and
+    ``signals_first`` narrow the hits as ``_from`` says.
     """
     src = _from(query, for_sort=True, window=window, signals_first=signals_first)
     sort = query.sort
@@ -457,7 +464,11 @@ def results_sql(
         ") p ON true ORDER BY {outer_order}"
     ).format(
         with_=_with(src.hits, matched),
-        hits=sql.SQL("(SELECT count(*) FROM hits)" if window is not None else "NULL::bigint"),
+        hits=sql.SQL(
+            "(SELECT count(*) FROM hits)"
+            if window is not None and src.hits is not None
+            else "NULL::bigint"
+        ),
         keyset=keyset,
         order=order,
         limit=sql.Literal(int(limit)),

@@ -28,9 +28,13 @@ and ``signals`` the same way). Datasets under ``PLAN_MIN_DOCUMENTS`` always read
 ``all``: every way costs a few milliseconds there.
 
 An exact count that reads every hit of a common word keeps them as bits
-(``text_hits.py``); from then on the word's exact counts test a bit per signal row
-instead of running any of the reads above, and its pages may too: ``bits``, the
-signal matches first, each testing a bit (``C_BITS_US`` each), with an exact count.
+(``text_hits.py``), as the search index task does for the dataset's most common
+words; from then on the word's exact counts test a bit per signal row instead of
+running any of the reads above, and its pages may too: ``bits``, the signal matches
+first, each testing a bit (``C_BITS_US`` each), with an exact count. With bits, the
+probe and the window test them on the window's signal rows as well: through the
+index, even a window of 2,000 documents reads the word's whole list of hits (~75 ms
+for a word in 30 % of 1M documents, where the window through bits takes a few).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
 from curation.explorer.filters import Cursor, ExplorerQuery, HitBits
@@ -57,6 +62,10 @@ PROBE_DOCUMENTS = 2_000
 # lookup a hit: a word in 30 % of 1M documents counted in ~430 ms instead of ~720 ms,
 # where a word in 0.3 % took 76 ms instead of 13 (bench/explorer_bench.py).
 HASH_JOIN_MIN_HITS = 50_000
+# Below this many estimated hits, every hit looks its signal row up (a nested loop):
+# at 1M, 1,000 hits took 18 ms so against 49 ms merge-joined with the signal rows of
+# the ranges, and 10,000 hits 161 against 120 ms (bench/explorer_bench.py).
+NESTED_LOOP_MAX_HITS = 5_000
 # A window is sized for this many pages of expected matches, and never spans more
 # than this share of the dataset (past it, reading every hit costs about the same).
 FILL_MARGIN = 2.0
@@ -132,13 +141,31 @@ def _run(
     limit: int,
     window: tuple[int, int] | None = None,
     signals_first: bool = False,
+    settings: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
     from curation.explorer.query import _execute, results_sql
 
     statement, params = results_sql(
         query, after=after, limit=limit, window=window, signals_first=signals_first
     )
-    return _execute(statement, params, query=query)
+    return _execute(statement, params, query=query, settings=settings)
+
+
+def _join_settings(read: str, hits: float, signal_matches: int | None) -> tuple[str, ...]:
+    """Settings for reading every hit (``all``) of a text with about ``hits`` hits.
+
+    PostgreSQL guesses 0.5 % of the documents for any word (the index is partial: no
+    statistics of its words), so for a rare word it may sort the signal rows matching
+    the ranges and merge-join them with the hits: ~50 ms at 1M for a word with 1,000
+    hits, where looking up each hit's signal row takes ~18 (bench/explorer_bench.py).
+    Each hit looks its signal row up when the hits are few, and fewer than the
+    signal matches (with fewer of those, joining them costs less).
+    """
+    if read != "all" or signal_matches is None:
+        return ()
+    if hits < NESTED_LOOP_MAX_HITS and hits < signal_matches:
+        return ("enable_hashjoin = off", "enable_mergejoin = off")
+    return ()
 
 
 def _signal_matches(query: ExplorerQuery) -> int | None:
@@ -173,18 +200,36 @@ class _Probe:
         return sum(1 for row in self.rows if row[2] is not None) >= limit
 
 
+def _bits_in(bits: HitBits, window: tuple[int, int]) -> int:
+    """How many of ``bits``' hits have ids in ``[lo, hi)``."""
+    lo = max(window[0], bits.first_id) - bits.first_id
+    hi = min(window[1], bits.last_id + 1) - bits.first_id
+    if hi <= lo:
+        return 0
+    span = np.frombuffer(bits.bits, dtype=np.uint8)[lo // 8 : (hi + 7) // 8]
+    flags = np.unpackbits(span, bitorder="little")
+    return int(flags[lo % 8 : lo % 8 + hi - lo].sum())
+
+
 def _probe(
     query: ExplorerQuery, after: Cursor | None, limit: int, ids: DatasetIds, documents: float
 ) -> _Probe:
-    """The query on the window of about ``documents`` documents at the start of the order."""
+    """The query on the window of about ``documents`` documents at the start of the order.
+
+    With the text's kept bits (``query.text_hits``) the window's signal rows test them,
+    and the bits count the window's hits: the search index is not read. Through the
+    index, even a small window reads the word's whole list of hits (the window's ids
+    are ANDed with it): ~75 ms for a word in 30 % of 1M documents.
+    """
     span = _span(query, after, ids)
     window = _window(query, span, math.ceil(documents / ids.density))
     rows = _run(query, after=after, limit=limit, window=window)
+    bits = query.text_hits
     return _Probe(
         rows=rows,
         window=window,
         documents=(window[1] - window[0]) * ids.density,
-        hits=int(rows[0][1]),
+        hits=int(rows[0][1]) if bits is None else _bits_in(bits, window),
         matches=int(rows[0][0]),
         complete=window == span,
         whole=window == (ids.first, ids.last + 1),
@@ -197,12 +242,13 @@ def _cheapest(costs: dict[str, float]) -> str:
 
 
 def _exact_costs(
-    query: ExplorerQuery, probe: _Probe, ids: DatasetIds, bits: HitBits | None = None
+    hits: float, signal_matches: int | None, bits: HitBits | None = None
 ) -> dict[str, float]:
-    """The exact reads' costs; with the text's kept ``bits``, also ``bits``: the signal
-    matches first, each testing a bit (a signal query's cost, the count exact)."""
-    costs = {"all": probe.hit_share * ids.documents * C_HIT_US}
-    signal_matches = _signal_matches(query)
+    """The exact reads' costs of a text with about ``hits`` hits, beside signal predicates
+    matching about ``signal_matches`` documents (None: no signal predicate); with the
+    text's kept ``bits``, also ``bits``: the signal matches first, each testing a bit
+    (a signal query's cost, the count exact)."""
+    costs = {"all": hits * C_HIT_US}
     if signal_matches is not None:
         costs["signals"] = signal_matches * C_COMPUTE_US
         if bits is not None:
@@ -229,29 +275,41 @@ def text_results(
     if ids is None:
         rows = _run(query, after=after, limit=limit)
         return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read="all")
-    probe = _probe(query, after, limit, ids, PROBE_DOCUMENTS)
+    from curation.explorer.text_hits import cached_hits
+
+    bits = cached_hits(query, ids) if query.reads_signals else None
+    # With the bits, windows test them on signal rows instead of reading the index.
+    windowed = query if bits is None else dataclasses.replace(query, text_hits=bits)
+    probe = _probe(windowed, after, limit, ids, PROBE_DOCUMENTS)
     may_window = query.sort.signal is None and not exact_count
     if (probe.complete and (probe.whole or not exact_count)) or (
         may_window and probe.filled(limit)
     ):
         return _window_result(probe, ids)
-    from curation.explorer.text_hits import cached_hits
-
-    bits = cached_hits(query, ids) if query.reads_signals else None
-    costs = _exact_costs(query, probe, ids, bits)
+    hits = probe.hit_share * ids.documents if bits is None else bits.hits
+    signal_matches = _signal_matches(query)
+    costs = _exact_costs(hits, signal_matches, bits)
     wanted = FILL_MARGIN * limit / probe.match_share if probe.match_share > 0 else math.inf
     if may_window and wanted <= WINDOW_MAX_SHARE * ids.documents:
-        costs["window"] = wanted * probe.hit_share * C_HIT_US
+        # Through the index the window's hits are visited; through bits, its signal rows.
+        per_document = probe.hit_share * C_HIT_US if bits is None else C_BITS_US
+        costs["window"] = wanted * per_document
     read = _cheapest(costs)
     if read == "window":
-        grown = _probe(query, after, limit, ids, wanted)
+        grown = _probe(windowed, after, limit, ids, wanted)
         if grown.complete or grown.filled(limit):
             return _window_result(grown, ids)
         del costs["window"]
         read = _cheapest(costs)
     if read == "bits":
-        query = dataclasses.replace(query, text_hits=bits)
-    rows = _run(query, after=after, limit=limit, signals_first=read == "signals")
+        query = windowed
+    rows = _run(
+        query,
+        after=after,
+        limit=limit,
+        signals_first=read == "signals",
+        settings=_join_settings(read, hits, signal_matches),
+    )
     return TextRead(rows=rows, count=int(rows[0][0]), estimate=None, read=read)
 
 
@@ -264,7 +322,7 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
     from curation.explorer.query import _execute, count_sql
 
     ids = dataset_ids(query.dataset_id) if query.text else None
-    read = "all"
+    read, hits, signal_matches = "all", math.inf, None  # small: the planner's choice
     if ids is not None:
         bits = text_hits.cached_hits(query, ids)
         read = "bits"
@@ -272,8 +330,9 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
             probe = _probe(query, None, 1, ids, PROBE_DOCUMENTS)
             if probe.whole:
                 return probe.matches, "window"
-            read = _cheapest(_exact_costs(query, probe, ids))
             hits = probe.hit_share * ids.documents
+            signal_matches = _signal_matches(query)
+            read = _cheapest(_exact_costs(hits, signal_matches))
             if read == "all" and hits >= text_hits.BITS_MIN_HITS and text_hits.may_use_bits(query):
                 bits = text_hits.text_hits_build(query=query, ids=ids)
                 read = "all" if bits is None else "built"
@@ -284,5 +343,7 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
                 return bits.hits, read
             query = dataclasses.replace(query, text_hits=bits)
     statement, params = count_sql(query, signals_first=read == "signals", flat=read == "hash")
-    settings = ("enable_nestloop = off",) if read == "hash" else ()
+    settings = (
+        ("enable_nestloop = off",) if read == "hash" else _join_settings(read, hits, signal_matches)
+    )
     return int(_execute(statement, params, query=query, settings=settings)[0][0]), read

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from django.db import connection
 from django.test import Client
 
 from curation import explorer
 from curation.explorer import ExplorerQuery, MetaEquals, Range, Sort, text_hits, text_plan
+from curation.explorer.filters import HitBits
 from curation.models import Dataset, Document, Signal, TextHits
 from curation.services.datasets import dataset_delete, dataset_recount
 from curation.services.signals import signal_rows_write
@@ -269,9 +271,7 @@ def test_words_anded_read_the_and_of_their_bits(
         assert text_plan.text_count(query=query) == (len(with_range), "bits")
         with monkeypatch.context() as forced:
             force(forced, "bits")
-            results = explorer.explorer_results(
-                query=query, after=None, exact_count=True, size=500
-            )
+            results = explorer.explorer_results(query=query, after=None, exact_count=True, size=500)
         assert [row.id for row in results.page.rows] == with_range
         assert (results.read, results.count) == ("bits", len(with_range))
     # A word without bits, NOT, OR or a phrase: the AND of the bits does not stand for them.
@@ -343,3 +343,55 @@ def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
         assert bits.bits[(new - bits.first_id) // 8] >> ((new - bits.first_id) % 8) & 1
     finally:
         search_index_drop(dataset_id=dataset.pk)
+
+
+def test_bits_count_the_hits_of_any_window() -> None:
+    rng = np.random.default_rng(3)
+    flags = rng.random(203) < 0.3
+    bits = HitBits(
+        first_id=1000,
+        last_id=1202,
+        hits=int(flags.sum()),
+        bits=np.packbits(flags, bitorder="little").tobytes(),
+    )
+    for lo, hi in [(1000, 1203), (990, 1500), (1003, 1011), (1008, 1016), (1201, 1203), (5, 9)]:
+        expected = sum(1 for n in range(203) if flags[n] and lo <= 1000 + n < hi)
+        assert text_plan._bits_in(bits, (lo, hi)) == expected, (lo, hi)
+    for _ in range(200):
+        lo = int(rng.integers(990, 1210))
+        hi = int(rng.integers(lo, 1215))
+        expected = sum(1 for n in range(203) if flags[n] and lo <= 1000 + n < hi)
+        assert text_plan._bits_in(bits, (lo, hi)) == expected, (lo, hi)
+
+
+def test_windows_test_the_kept_bits_instead_of_reading_the_search_index(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = text_hits.text_hits_build(query=corpus.query("common"))
+    assert built is not None
+    wide = Range(signal=corpus.score, lo=0.05, hi=0.95)
+    query = corpus.query("common", ranges=(wide,))
+    statement, _ = explorer.results_sql(
+        dataclasses.replace(query, text_hits=built), window=(min(corpus.ids), max(corpus.ids))
+    )
+    assert "to_tsvector" not in statement.as_string(connection.connection)
+    runs: list[ExplorerQuery] = []
+    run = text_plan._run
+    monkeypatch.setattr(text_plan, "_run", lambda q, **kwargs: runs.append(q) or run(q, **kwargs))
+    force(monkeypatch, "window")
+    for size in (1, 7, 40):
+        seen: list[int] = []
+        for results in walk(query, exact_count=False, size=size):
+            seen += [row.id for row in results.page.rows]
+            assert results.read in ("window", "bits")
+        assert seen == corpus.expected(query), size
+    assert runs and all(q.text_hits == built for q in runs)
+
+
+def test_only_few_hits_beside_more_signal_matches_look_each_signal_row_up() -> None:
+    few = ("enable_hashjoin = off", "enable_mergejoin = off")
+    assert text_plan._join_settings("all", 1_000, 6_000) == few
+    assert text_plan._join_settings("all", 3_000, 400) == ()  # the ranges match fewer
+    assert text_plan._join_settings("all", 10_000, 60_000) == ()  # too many hits
+    assert text_plan._join_settings("all", 1_000, None) == ()  # no signal predicate
+    assert text_plan._join_settings("signals", 1_000, 6_000) == ()
