@@ -148,29 +148,70 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
     return _build(query.dataset_id, key, ids, common=False)
 
 
-def _build(dataset_id: int, key: str, ids: DatasetIds, *, common: bool) -> HitBits:
-    """Read every hit of the tsquery ``key`` in the dataset and keep them as bits."""
+def _build(
+    dataset_id: int, key: str, ids: DatasetIds, *, common: bool, since: HitBits | None = None
+) -> HitBits:
+    """Read every hit of the tsquery ``key`` in the dataset and keep them as bits.
+
+    With ``since``, the word's bits of an earlier version that the dataset only grew
+    from (``_appended_since``): its hits are kept and only ids past its last are read.
+    """
     from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
 
+    lo = ids.first if since is None else since.last_id + 1
     statement = sql.SQL(
         "SELECT array_agg(d.id - %s) FROM {} d "
         "WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s AND {}"
     ).format(sql.Identifier(DOCUMENT_TABLE), search_predicate(tsquery=True))
-    params = [ids.first, dataset_id, ids.first, ids.last, key]
+    params = [ids.first, dataset_id, lo, ids.last, key]
     # _execute raises work_mem for a query that reads documents, as this one does.
     reads = ExplorerQuery(dataset_id=dataset_id, text=key)
     offsets = _execute(statement, params, query=reads)[0][0] or []
     flags = np.zeros(ids.last - ids.first + 1, dtype=bool)
     flags[np.asarray(offsets, dtype=np.int64)] = True
+    found = len(offsets)
+    if since is not None:
+        span = since.last_id - since.first_id + 1
+        flags[:span] = np.unpackbits(
+            np.frombuffer(since.bits, dtype=np.uint8), count=span, bitorder="little"
+        ).astype(bool)
+        found += since.hits
     hits = HitBits(
         first_id=ids.first,
         last_id=ids.last,
-        hits=len(offsets),
+        hits=found,
         # get_bit(bytes, n) reads bit n % 8 of byte n / 8, least significant first.
         bits=np.packbits(flags, bitorder="little").tobytes(),
     )
     _keep(dataset_id, key, _version(ids), hits, common=common)
     return hits
+
+
+def _appended_since(dataset_id: int, version: str, ids: DatasetIds) -> bool:
+    """True when the dataset of ``version`` became ``ids`` by appending documents past
+    its last id only (an import), so that its bits still hold every hit up to there.
+
+    Documents are never deleted but with their dataset, so the dataset only grew
+    past its old last id when it starts where it did and its new documents are all
+    past that id.
+    """
+    try:
+        documents, first, last = (int(part) for part in version.split(":"))
+    except ValueError:
+        return False
+    if first != ids.first or last > ids.last or documents > ids.documents:
+        return False
+    from curation.explorer.query import DOCUMENT_TABLE
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE dataset_id = %s AND id > %s AND id <= %s")
+            .format(sql.Identifier(DOCUMENT_TABLE))
+            .as_string(cursor.connection),
+            [dataset_id, last, ids.last],
+        )
+        past = int(cursor.fetchone()[0])
+    return documents + past == ids.documents
 
 
 def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
@@ -244,17 +285,34 @@ def common_words_build(*, dataset_id: int) -> list[str]:
     kept = TextHits.objects.filter(dataset_id=dataset_id, version=version, text__in=words)
     have = set(kept.values_list("text", flat=True))
     kept.update(common=True)
+    # The words' bits of an earlier version, read before the first new one drops them:
+    # after an import that only appended, each word reads the new documents alone.
+    earlier: dict[str, HitBits] = {}
+    grown: dict[str, bool] = {}  # per earlier version: did the dataset only grow since?
+    for row in (
+        TextHits.objects.filter(dataset_id=dataset_id, text__in=set(words) - have)
+        .exclude(version=version)
+        .order_by("created_at")
+    ):
+        if row.version not in grown:
+            grown[row.version] = _appended_since(dataset_id, row.version, ids)
+        if grown[row.version]:
+            earlier[row.text] = HitBits(
+                first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits)
+            )
     built = []
     for key in words:
         if key not in have:
-            _build(dataset_id, key, ids, common=True)
+            _build(dataset_id, key, ids, common=True, since=earlier.get(key))
             built.append(key)
     logger.info(
-        "dataset %s: bits of %d common words kept (%d built in %.1fs)",
+        "dataset %s: bits of %d common words kept (%d built in %.1fs, %d of them from "
+        "an earlier version's)",
         dataset_id,
         len(words),
         len(built),
         time.perf_counter() - started,
+        len([key for key in built if key in earlier]),
     )
     return built
 

@@ -10,6 +10,7 @@ version of the dataset must never be read.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -325,22 +326,58 @@ def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
         search_index_build(dataset.pk)
         assert TextHits.objects.get(text="'common'").common
         assert text_hits.common_words_build(dataset_id=dataset.pk) == []  # all kept already
-        # An import appends: the task builds them again for the new version of the dataset.
-        new = Document.objects.create(
-            dataset=dataset,
-            external_id="appended",
-            text="doc common appended",
-            content_hash=1,
-            char_count=19,
-            word_count=3,
-            line_count=1,
-        ).pk
-        dataset_recount(dataset=dataset)
+        # An import appends: the task keeps them for the new version of the dataset,
+        # reading only the new documents (the earlier bits hold the rest).
+        builds: list[HitBits | None] = []
+        build = text_hits._build
+
+        def spy(*args: Any, **kwargs: Any) -> HitBits:
+            builds.append(kwargs.get("since"))
+            return build(*args, **kwargs)
+
+        monkeypatch.setattr(text_hits, "_build", spy)
+
+        def append(text: str, **fields: int) -> int:
+            doc = Document.objects.create(
+                dataset=dataset,
+                external_id=text,
+                text=text,
+                content_hash=1,
+                char_count=len(text),
+                word_count=3,
+                line_count=1,
+                **fields,
+            )
+            dataset_recount(dataset=dataset)
+            return int(doc.pk)
+
+        def bit(bits: HitBits, doc_id: int) -> bool:
+            offset = doc_id - bits.first_id
+            return bool(bits.bits[offset // 8] >> (offset % 8) & 1)
+
+        new = append("doc common appended")
         search_index_build(dataset.pk)
         assert kept(dataset) == ["doc", "common"]
-        bits = text_hits.cached_hits(corpus.query("common"), text_plan.dataset_ids(dataset.pk))
-        assert bits is not None and bits.hits == len(corpus.ids) // 2 + 1
-        assert bits.bits[(new - bits.first_id) // 8] >> ((new - bits.first_id) % 8) & 1
+        assert len(builds) == 2 and all(since is not None for since in builds)
+        ids = text_plan.dataset_ids(dataset.pk)
+        assert ids is not None and ids.last == new
+        halves = text_hits.cached_hits(corpus.query("common"), ids)
+        every = text_hits.cached_hits(corpus.query("doc"), ids)
+        assert halves is not None and every is not None
+        assert (halves.hits, every.hits) == (len(corpus.ids) // 2 + 1, len(corpus.ids) + 1)
+        for doc_id in corpus.ids:
+            assert bit(halves, doc_id) == ("common" in corpus.texts[doc_id].split())
+            assert bit(every, doc_id)
+        assert bit(halves, new) and bit(every, new)
+        # A document below the first id (not an append): every word is read again.
+        builds.clear()
+        below = append("doc below", id=ids.first - 1)
+        search_index_build(dataset.pk)
+        assert builds == [None, None]
+        ids = text_plan.dataset_ids(dataset.pk)
+        assert ids is not None and ids.first == below
+        every = text_hits.cached_hits(corpus.query("doc"), ids)
+        assert every is not None and every.hits == len(corpus.ids) + 2 and bit(every, below)
     finally:
         search_index_drop(dataset_id=dataset.pk)
 
@@ -377,7 +414,12 @@ def test_windows_test_the_kept_bits_instead_of_reading_the_search_index(
     assert "to_tsvector" not in statement.as_string(connection.connection)
     runs: list[ExplorerQuery] = []
     run = text_plan._run
-    monkeypatch.setattr(text_plan, "_run", lambda q, **kwargs: runs.append(q) or run(q, **kwargs))
+
+    def spy(q: ExplorerQuery, **kwargs: Any) -> list[tuple[Any, ...]]:
+        runs.append(q)
+        return run(q, **kwargs)
+
+    monkeypatch.setattr(text_plan, "_run", spy)
     force(monkeypatch, "window")
     for size in (1, 7, 40):
         seen: list[int] = []
