@@ -148,43 +148,80 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
     return _build(query.dataset_id, key, ids, common=False)
 
 
-def _build(
-    dataset_id: int, key: str, ids: DatasetIds, *, common: bool, since: HitBits | None = None
-) -> HitBits:
-    """Read every hit of the tsquery ``key`` in the dataset and keep them as bits.
-
-    With ``since``, the word's bits of an earlier version that the dataset only grew
-    from (``_appended_since``): its hits are kept and only ids past its last are read.
-    """
+def _build(dataset_id: int, key: str, ids: DatasetIds, *, common: bool) -> HitBits:
+    """Read every hit of the tsquery ``key`` in the dataset and keep them as bits."""
     from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
 
-    lo = ids.first if since is None else since.last_id + 1
     statement = sql.SQL(
         "SELECT array_agg(d.id - %s) FROM {} d "
         "WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s AND {}"
     ).format(sql.Identifier(DOCUMENT_TABLE), search_predicate(tsquery=True))
-    params = [ids.first, dataset_id, lo, ids.last, key]
+    params = [ids.first, dataset_id, ids.first, ids.last, key]
     # _execute raises work_mem for a query that reads documents, as this one does.
     reads = ExplorerQuery(dataset_id=dataset_id, text=key)
     offsets = _execute(statement, params, query=reads)[0][0] or []
+    hits = _packed(ids, offsets)
+    _keep(dataset_id, key, _version(ids), hits, common=common)
+    return hits
+
+
+def _packed(ids: DatasetIds, offsets: list[int], since: HitBits | None = None) -> HitBits:
+    """Bits over ``ids`` with ``offsets`` (ids less the first) set, and ``since``'s."""
     flags = np.zeros(ids.last - ids.first + 1, dtype=bool)
     flags[np.asarray(offsets, dtype=np.int64)] = True
     found = len(offsets)
     if since is not None:
         span = since.last_id - since.first_id + 1
-        flags[:span] = np.unpackbits(
+        flags[:span] |= np.unpackbits(
             np.frombuffer(since.bits, dtype=np.uint8), count=span, bitorder="little"
         ).astype(bool)
         found += since.hits
-    hits = HitBits(
+    return HitBits(
         first_id=ids.first,
         last_id=ids.last,
         hits=found,
         # get_bit(bytes, n) reads bit n % 8 of byte n / 8, least significant first.
         bits=np.packbits(flags, bitorder="little").tobytes(),
     )
-    _keep(dataset_id, key, _version(ids), hits, common=common)
-    return hits
+
+
+# Appended documents read per statement, their vectors computed once for every word.
+APPENDED_CHUNK = 20_000
+
+
+def _appended_hits(
+    dataset_id: int, keys: list[str], lo: int, ids: DatasetIds
+) -> dict[str, list[int]]:
+    """Each tsquery key's hits (ids less ``ids.first``) among the documents with ids from
+    ``lo`` on: each document's vector is computed once and tested against every key.
+
+    Through the search index each word would read its whole list of hits again (and
+    PostgreSQL, guessing few, computed the vector of every new document for every word
+    instead: twice slower than reading every hit, ``bench/common_words_bench.py``).
+    """
+    from curation.explorer.query import DOCUMENT_TABLE, SEARCH_CHARS, TS_CONFIG
+
+    statement = sql.SQL(
+        "WITH new AS MATERIALIZED (SELECT d.id, to_tsvector({cfg}, left(d.text, {chars})) AS v "
+        "FROM {table} d WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s) "
+        "SELECT k::text, array_agg(new.id - %s) FROM new, unnest(%s::text[]::tsquery[]) k "
+        "WHERE new.v @@ k GROUP BY k::text"
+    ).format(
+        cfg=sql.Literal(TS_CONFIG),
+        chars=sql.Literal(SEARCH_CHARS),
+        table=sql.Identifier(DOCUMENT_TABLE),
+    )
+    found: dict[str, list[int]] = {key: [] for key in keys}
+    with connection.cursor() as cursor:
+        for start in range(lo, ids.last + 1, APPENDED_CHUNK):
+            end = min(ids.last, start + APPENDED_CHUNK - 1)
+            cursor.execute(
+                statement.as_string(cursor.connection),
+                [dataset_id, start, end, ids.first, keys],
+            )
+            for key, offsets in cursor.fetchall():
+                found[key] += offsets
+    return found
 
 
 def _appended_since(dataset_id: int, version: str, ids: DatasetIds) -> bool:
@@ -300,11 +337,22 @@ def common_words_build(*, dataset_id: int) -> list[str]:
             earlier[row.text] = HitBits(
                 first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits)
             )
+    # From the newest earlier version (the one before the import): the new documents
+    # are read once for all its words.
+    newest = max((hits.last_id for hits in earlier.values()), default=None)
+    grown_words = sorted(key for key, hits in earlier.items() if hits.last_id == newest)
+    appended = (
+        _appended_hits(dataset_id, grown_words, newest + 1, ids) if newest is not None else {}
+    )
     built = []
     for key in words:
-        if key not in have:
-            _build(dataset_id, key, ids, common=True, since=earlier.get(key))
-            built.append(key)
+        if key in have:
+            continue
+        if key in appended:
+            _keep(dataset_id, key, version, _packed(ids, appended[key], earlier[key]), common=True)
+        else:
+            _build(dataset_id, key, ids, common=True)
+        built.append(key)
     logger.info(
         "dataset %s: bits of %d common words kept (%d built in %.1fs, %d of them from "
         "an earlier version's)",
@@ -312,7 +360,7 @@ def common_words_build(*, dataset_id: int) -> list[str]:
         len(words),
         len(built),
         time.perf_counter() - started,
-        len([key for key in built if key in earlier]),
+        len([key for key in built if key in appended]),
     )
     return built
 

@@ -328,14 +328,15 @@ def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
         assert text_hits.common_words_build(dataset_id=dataset.pk) == []  # all kept already
         # An import appends: the task keeps them for the new version of the dataset,
         # reading only the new documents (the earlier bits hold the rest).
-        builds: list[HitBits | None] = []
+        builds: list[str] = []  # the words whose every hit was read
         build = text_hits._build
 
-        def spy(*args: Any, **kwargs: Any) -> HitBits:
-            builds.append(kwargs.get("since"))
-            return build(*args, **kwargs)
+        def spy(dataset_id: int, key: str, *args: Any, **kwargs: Any) -> HitBits:
+            builds.append(key)
+            return build(dataset_id, key, *args, **kwargs)
 
         monkeypatch.setattr(text_hits, "_build", spy)
+        monkeypatch.setattr(text_hits, "APPENDED_CHUNK", 1)  # one statement per new id
 
         def append(text: str, **fields: int) -> int:
             doc = Document.objects.create(
@@ -356,28 +357,31 @@ def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
             return bool(bits.bits[offset // 8] >> (offset % 8) & 1)
 
         new = append("doc common appended")
+        append("doc appended too")
         search_index_build(dataset.pk)
         assert kept(dataset) == ["doc", "common"]
-        assert len(builds) == 2 and all(since is not None for since in builds)
+        assert builds == []
+        new += 1  # the second appended document has the last id
         ids = text_plan.dataset_ids(dataset.pk)
         assert ids is not None and ids.last == new
         halves = text_hits.cached_hits(corpus.query("common"), ids)
         every = text_hits.cached_hits(corpus.query("doc"), ids)
         assert halves is not None and every is not None
-        assert (halves.hits, every.hits) == (len(corpus.ids) // 2 + 1, len(corpus.ids) + 1)
+        assert (halves.hits, every.hits) == (len(corpus.ids) // 2 + 1, len(corpus.ids) + 2)
         for doc_id in corpus.ids:
             assert bit(halves, doc_id) == ("common" in corpus.texts[doc_id].split())
             assert bit(every, doc_id)
-        assert bit(halves, new) and bit(every, new)
+        assert bit(halves, new - 1) and not bit(halves, new)
+        assert bit(every, new - 1) and bit(every, new)
         # A document below the first id (not an append): every word is read again.
         builds.clear()
         below = append("doc below", id=ids.first - 1)
         search_index_build(dataset.pk)
-        assert builds == [None, None]
+        assert builds == ["'doc'", "'common'"]
         ids = text_plan.dataset_ids(dataset.pk)
         assert ids is not None and ids.first == below
         every = text_hits.cached_hits(corpus.query("doc"), ids)
-        assert every is not None and every.hits == len(corpus.ids) + 2 and bit(every, below)
+        assert every is not None and every.hits == len(corpus.ids) + 3 and bit(every, below)
     finally:
         search_index_drop(dataset_id=dataset.pk)
 
