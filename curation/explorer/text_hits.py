@@ -33,6 +33,8 @@ would still pay for the build, so the dataset's most common words are built ahea
 queues it): a sample of documents gives each word's share, and every word whose
 estimated hits reach ``BITS_MIN_HITS`` gets its bits, up to ``COMMON_WORDS_MAX``, most
 common first. Those are kept beside the newest ``KEEP_PER_DATASET`` built by counts.
+After an import that only appended, the words keep their earlier bits and the new
+documents are read once for all of them (``_appended_hits``).
 """
 
 from __future__ import annotations
