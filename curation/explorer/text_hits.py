@@ -88,7 +88,7 @@ def may_use_bits(query: ExplorerQuery) -> bool:
 
 def tsquery_key(text: str) -> str:
     """``text`` as PostgreSQL reads it (``websearch_to_tsquery(..)::text``): the bits' key.
-    Empty for a query of stop words only, which matches nothing."""
+    Empty for a query without a word (or of stop words only), which matches nothing."""
     from curation.explorer.query import TS_CONFIG
 
     with connection.cursor() as cursor:
@@ -139,7 +139,7 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
     """Read every hit of ``query.text`` in its dataset, keep them as bits, and return them.
 
     None when the dataset is not one the explorer plans for (``text_plan``), its ids
-    span more than ``MAX_SPAN``, or the text is stop words only.
+    span more than ``MAX_SPAN``, or the text holds no word to search (``tsquery_key``).
     """
     ids = ids or dataset_ids(query.dataset_id)
     if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
