@@ -91,12 +91,19 @@ def _dedup_sql(pred: DedupStatus) -> sql.Composable:
     raise ValueError(f"unknown duplicate status {pred.status!r}")
 
 
+def search_vector(alias: str = "d") -> sql.Composable:
+    """``to_tsvector(..)`` of a document's searched start: the search index's expression."""
+    return sql.SQL("to_tsvector({cfg}, left({alias}.text, {chars}))").format(
+        cfg=sql.Literal(TS_CONFIG), alias=sql.Identifier(alias), chars=sql.Literal(SEARCH_CHARS)
+    )
+
+
 def search_predicate(alias: str = "d", *, tsquery: bool = False) -> sql.Composable:
     """``to_tsvector(..) @@ websearch_to_tsquery(.., %s)``: the indexed expression, one param
     (the query as typed; with ``tsquery``, a tsquery's text: ``%s::tsquery``)."""
     parsed = "%s::tsquery" if tsquery else "websearch_to_tsquery({cfg}, %s)"
-    return sql.SQL("to_tsvector({cfg}, left({alias}.text, {chars})) @@ " + parsed).format(
-        cfg=sql.Literal(TS_CONFIG), alias=sql.Identifier(alias), chars=sql.Literal(SEARCH_CHARS)
+    return sql.SQL("{vector} @@ " + parsed).format(
+        vector=search_vector(alias), cfg=sql.Literal(TS_CONFIG)
     )
 
 

@@ -201,25 +201,17 @@ def _appended_hits(
     PostgreSQL, guessing few, computed the vector of every new document for every word
     instead: twice slower than reading every hit, ``bench/common_words_bench.py``).
     """
-    from curation.explorer.query import DOCUMENT_TABLE, SEARCH_CHARS, TS_CONFIG
-
     statement = sql.SQL(
-        "WITH new AS MATERIALIZED (SELECT d.id, to_tsvector({cfg}, left(d.text, {chars})) AS v "
-        "FROM {table} d WHERE d.dataset_id = %s AND d.id BETWEEN %s AND %s) "
-        "SELECT k::text, array_agg(new.id - %s) FROM new, unnest(%s::text[]::tsquery[]) k "
-        "WHERE new.v @@ k GROUP BY k::text"
-    ).format(
-        cfg=sql.Literal(TS_CONFIG),
-        chars=sql.Literal(SEARCH_CHARS),
-        table=sql.Identifier(DOCUMENT_TABLE),
-    )
+        "WITH {new} SELECT k::text, array_agg(new.id - %s) "
+        "FROM new, unnest(%s::text[]::tsquery[]) k WHERE new.v @@ k GROUP BY k::text"
+    ).format(new=_vectors("new", sql.SQL("d.id BETWEEN %s AND %s")))
     found: dict[str, list[int]] = {key: [] for key in keys}
     with connection.cursor() as cursor:
         for start in range(lo, ids.last + 1, APPENDED_CHUNK):
             end = min(ids.last, start + APPENDED_CHUNK - 1)
             cursor.execute(
                 statement.as_string(cursor.connection),
-                [dataset_id, start, end, ids.first, keys],
+                [start, end, dataset_id, ids.first, keys],
             )
             for key, offsets in cursor.fetchall():
                 found[key] += offsets
@@ -253,6 +245,22 @@ def _appended_since(dataset_id: int, version: str, ids: DatasetIds) -> bool:
     return documents + past == ids.documents
 
 
+def _vectors(name: str, picked: sql.Composable) -> sql.Composable:
+    """A MATERIALIZED CTE ``name`` of (id, v): the search vectors of the dataset's documents
+    that ``picked`` keeps (its params, then the dataset id)."""
+    from curation.explorer.query import DOCUMENT_TABLE, search_vector
+
+    return sql.SQL(
+        "{name} AS MATERIALIZED (SELECT d.id, {vector} AS v FROM {table} d "
+        "WHERE {picked} AND d.dataset_id = %s)"
+    ).format(
+        name=sql.Identifier(name),
+        vector=search_vector(),
+        table=sql.Identifier(DOCUMENT_TABLE),
+        picked=picked,
+    )
+
+
 def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
     """The dataset's words whose estimated hits reach ``BITS_MIN_HITS``, most common first
     (``COMMON_WORDS_MAX`` at most): (the word's tsquery key, estimated hits).
@@ -260,8 +268,6 @@ def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
     The estimate is the word's share of about ``COMMON_SAMPLE_DOCUMENTS`` documents read
     by random ids (the same ids each time), times the dataset's documents.
     """
-    from curation.explorer.query import DOCUMENT_TABLE, SEARCH_CHARS, TS_CONFIG
-
     if ids.documents <= COMMON_SAMPLE_DOCUMENTS:  # every document: the shares are exact
         picked = sql.SQL("d.id BETWEEN %s AND %s")
         params: list[Any] = [ids.first, ids.last]
@@ -271,18 +277,11 @@ def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
         picked = sql.SQL("d.id = ANY(%s)")
         params = [np.unique(rng.integers(ids.first, ids.last + 1, size=want)).tolist()]
     statement = sql.SQL(
-        "WITH sample AS MATERIALIZED (SELECT to_tsvector({cfg}, left(d.text, {chars})) AS v "
-        "FROM {table} d WHERE {picked} AND d.dataset_id = %s) "
-        "SELECT (SELECT count(*) FROM sample), u.lexeme, count(*) "
+        "WITH {sample} SELECT (SELECT count(*) FROM sample), u.lexeme, count(*) "
         "FROM sample, unnest(sample.v) u GROUP BY u.lexeme "
         "HAVING count(*) * %s >= %s * (SELECT count(*) FROM sample) "
         "ORDER BY count(*) DESC, u.lexeme LIMIT %s"
-    ).format(
-        cfg=sql.Literal(TS_CONFIG),
-        chars=sql.Literal(SEARCH_CHARS),
-        table=sql.Identifier(DOCUMENT_TABLE),
-        picked=picked,
-    )
+    ).format(sample=_vectors("sample", picked))
     params += [dataset_id, ids.documents, BITS_MIN_HITS, COMMON_WORDS_MAX]
     with connection.cursor() as cursor:
         cursor.execute(statement.as_string(cursor.connection), params)
