@@ -598,6 +598,10 @@ def measure(
     out["rates"] = {False: [], True: []}
     for with_index in (False, True, False, True):
         out["rates"][with_index].append(copy_rate(texts, args.copy_docs, with_index=with_index))
+    # The copies were deleted: free their rows, or each --reuse run measures a bigger
+    # table (curation_document grew from 915 MB to 1,446 MB over four runs).
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM curation_document")
     return out
 
 
