@@ -26,7 +26,7 @@ Only queries without a meta predicate use one, and the bits are tested on signal
 only beside a signal predicate (a document without a signal row never matches one).
 
 Bits are keyed by the query as PostgreSQL reads it (``websearch_to_tsquery(..)::text``),
-so "Running" and "runs" share the bits of ``'run'``, and a query of several words ANDed
+so "Common" and "COMMON." share the bits of ``'common'``, and a query of several words ANDed
 reads the AND of its words' bits when each has some. The first count of a common word
 would still pay for the build, so the dataset's most common words are built ahead
 (``common_words_build``: the task after the search index, and after every import,
@@ -104,6 +104,10 @@ def and_terms(key: str) -> list[str]:
     return re.findall(_LEXEME, key)
 
 
+def _bits_of(row: TextHits) -> HitBits:
+    return HitBits(first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits))
+
+
 def cached_hits(query: ExplorerQuery, ids: DatasetIds) -> HitBits | None:
     """The cached bits of ``query.text`` for the dataset's current ``ids``, if any: its
     own, or the AND of its words' bits when it only ANDs words that all have some."""
@@ -114,9 +118,7 @@ def cached_hits(query: ExplorerQuery, ids: DatasetIds) -> HitBits | None:
         return None
     terms = and_terms(key)
     rows = {
-        row.text: HitBits(
-            first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits)
-        )
+        row.text: _bits_of(row)
         for row in TextHits.objects.filter(
             dataset_id=query.dataset_id, version=_version(ids), text__in={key, *terms}
         ).only("text", "first_id", "last_id", "hits", "bits")
@@ -142,7 +144,7 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
     span more than ``MAX_SPAN``, or the text holds no word to search (``tsquery_key``).
     """
     ids = ids or dataset_ids(query.dataset_id)
-    if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
+    if ids is None or ids.span > MAX_SPAN:
         return None
     key = tsquery_key(query.text)
     if not key:
@@ -169,7 +171,7 @@ def _build(dataset_id: int, key: str, ids: DatasetIds, *, common: bool) -> HitBi
 
 def _packed(ids: DatasetIds, offsets: list[int], since: HitBits | None = None) -> HitBits:
     """Bits over ``ids`` with ``offsets`` (ids less the first) set, and ``since``'s."""
-    flags = np.zeros(ids.last - ids.first + 1, dtype=bool)
+    flags = np.zeros(ids.span, dtype=bool)
     flags[np.asarray(offsets, dtype=np.int64)] = True
     found = len(offsets)
     if since is not None:
@@ -313,7 +315,7 @@ def common_words_build(*, dataset_id: int) -> list[str]:
     from curation.explorer.search import search_index_state
 
     ids = dataset_ids(dataset_id)
-    if ids is None or ids.last - ids.first + 1 > MAX_SPAN:
+    if ids is None or ids.span > MAX_SPAN:
         return []
     if search_index_state(dataset_id=dataset_id).status != "ready":
         return []
@@ -335,9 +337,7 @@ def common_words_build(*, dataset_id: int) -> list[str]:
         if row.version not in grown:
             grown[row.version] = _appended_since(dataset_id, row.version, ids)
         if grown[row.version]:
-            earlier[row.text] = HitBits(
-                first_id=row.first_id, last_id=row.last_id, hits=row.hits, bits=bytes(row.bits)
-            )
+            earlier[row.text] = _bits_of(row)
     # From the newest earlier version (the one before the import): the new documents
     # are read once for all its words.
     newest = max((hits.last_id for hits in earlier.values()), default=None)

@@ -94,8 +94,13 @@ class DatasetIds:
     last: int
 
     @property
+    def span(self) -> int:
+        """The ids from the first to the last: one bit each in the text's kept bits."""
+        return self.last - self.first + 1
+
+    @property
     def density(self) -> float:
-        return self.documents / max(1, self.last - self.first + 1)
+        return self.documents / max(1, self.span)
 
 
 def dataset_ids(dataset_id: int) -> DatasetIds | None:
