@@ -9,17 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import xxhash
 
 from curation.embedded import data_dir
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
-
-
-def _grams(words: list[str], n: int) -> set[int]:
-    if len(words) < n:
-        # An item shorter than n words counts as one n-gram: the whole of it.
-        return {xxhash.xxh3_64_intdigest(" ".join(words))} if words else set()
-    return {xxhash.xxh3_64_intdigest(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)}
+from pipelines.steps.dedup import word_ngram_hashes
 
 
 @lru_cache(maxsize=8)
@@ -31,7 +24,7 @@ def _index(paths: tuple[str, ...], stamps: tuple[float, ...], n: int) -> dict[in
         with open(path, "rb") as lines:
             for line in lines:
                 item = orjson.loads(line)
-                for gram in _grams(item["text"].lower().split(), n):
+                for gram in word_ngram_hashes(item["text"], n):
                     index.setdefault(gram, []).append(f"{name}:{item['id']}")
     return index
 
@@ -85,7 +78,7 @@ class Decontamination(Step):
         flags, counts, items = [], [], []
         for document in batch:
             hits: set[str] = set()
-            for gram in _grams(document.text.lower().split(), self.config["ngram"]):
+            for gram in word_ngram_hashes(document.text, self.config["ngram"]):
                 hits.update(index.get(gram, ()))
             found = sorted(hits)
             flags.append(bool(found))

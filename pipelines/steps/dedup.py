@@ -93,6 +93,19 @@ class ExactDedup(Step):
         return {"exact_dedup_hash": hashes}
 
 
+def word_ngram_hashes(text: str, n: int) -> set[int]:
+    """64-bit XXH3 of each word n-gram of the lowercased text, words joined by one space.
+
+    A text shorter than ``n`` words counts as one n-gram, the whole of it; a text
+    with no words has none. The shingles of MinHashDedup and the n-grams that
+    Decontamination matches against evaluation items.
+    """
+    words = text.lower().split()
+    if len(words) < n:
+        return {xxhash.xxh3_64_intdigest(" ".join(words))} if words else set()
+    return {xxhash.xxh3_64_intdigest(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)}
+
+
 # The MinHash LSH parameters, shared with source_dedup (pipelines/steps/overlap.py).
 MINHASH_PARAMS = (
     Param("ngram", int, 5, "words per shingle", minimum=1, maximum=20),
@@ -150,13 +163,7 @@ class MinHashDedup(Step):
 
     def shingles(self, text: str) -> set[int]:
         """Hashed word n-grams of the lowercased text (the whole text if it is shorter)."""
-        words = text.lower().split()
-        n = self.config["ngram"]
-        if len(words) < n:
-            return {xxhash.xxh3_64_intdigest(" ".join(words))} if words else set()
-        return {
-            xxhash.xxh3_64_intdigest(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)
-        }
+        return word_ngram_hashes(text, self.config["ngram"])
 
     def _permutations(self) -> tuple[Any, Any]:
         import numpy as np
