@@ -6,7 +6,7 @@ Usage (needs the database ``bench/explorer_bench.py --keep`` leaves)::
 
 A fractional bound on an integer signal is a numeric literal, and PostgreSQL then
 casts the bigint column to numeric, which no index on it serves. The explorer rounds
-such bounds inwards (``curation/explorer/query.py``, the same documents). For each
+such bounds inwards (``curation/explorer/sources.py``, the same documents). For each
 signal query kind of ``explorer_bench.py`` and each of its queries, this times page,
 exact count and first response with the rounding (ours) and with the bounds as typed
 (baseline), alternating twice, and prints p50 / p95 and the p95 ratio baseline / ours.
@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from curation import explorer
-    from curation.explorer import query as explorer_query
+    from curation.explorer import sources as explorer_sources
 
     prepared = argparse.Namespace(reuse=True, no_signal_indexes=False)
     signals, datasets, data, _ = prepare(prepared, [args.size])
-    rounded = explorer_query._int_bound
+    rounded = explorer_sources._int_bound
 
     def as_typed(value: float, rounding: Callable[[float], int]) -> float:
         return value
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             q = build_query(datasets[args.size], signals, spec, data[args.size])
             for side in ("ours", "as typed", "ours", "as typed"):
                 bound = rounded if side == "ours" else as_typed
-                explorer_query._int_bound = bound  # type: ignore[assignment]
+                explorer_sources._int_bound = bound  # type: ignore[assignment]
                 calls: dict[str, Callable[[], Any]] = {
                     "page": partial(explorer.explorer_page, query=q),
                     "count": partial(explorer.explorer_count, query=q),
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     call()
                     ms = (time.perf_counter() - started) * 1000
                     times.setdefault((kind, what, side), []).append(ms)
-    explorer_query._int_bound = rounded  # type: ignore[assignment]
+    explorer_sources._int_bound = rounded  # type: ignore[assignment]
     print(f"{args.size:,} documents, {args.queries} queries per kind, each run twice per side")
     for kind in QUERY_KINDS:
         if kind == "ranges+text":

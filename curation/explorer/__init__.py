@@ -1,8 +1,9 @@
 """The dataset explorer's selectors (reads only): filters, pages, counts, histograms.
 
-``filters``: the parsed filter (plain values); ``query``: its SQL and the page,
-count and estimate selectors; ``histogram``: a signal's distribution and its SVG
-layout; ``search``: the state of a dataset's full-text search index.
+``filters``: the parsed filter (plain values); ``sources``: the rows a filter reads
+and its count SQL; ``query``: pages and the page, count and estimate selectors;
+``histogram``: a signal's distribution and its SVG layout; ``search``: the state
+of a dataset's full-text search index.
 """
 
 from __future__ import annotations
@@ -33,17 +34,11 @@ from curation.explorer.histogram import (
 )
 from curation.explorer.query import (
     COUNT_INLINE_MAX,
-    DOCUMENT_TABLE,
     PAGE_SIZE,
     PREVIEW_CHARS,
-    SEARCH_CHARS,
-    SIGNAL_TABLE,
-    TS_CONFIG,
     ExplorerPage,
     ExplorerResults,
     ExplorerRow,
-    count_sql,
-    estimate_sql,
     explorer_count,
     explorer_count_estimate,
     explorer_page,
@@ -51,7 +46,6 @@ from curation.explorer.query import (
     explorer_signals,
     page_sql,
     results_sql,
-    search_predicate,
 )
 from curation.explorer.search import (
     SEARCH_SCAN_MAX_DOCUMENTS,
@@ -59,6 +53,15 @@ from curation.explorer.search import (
     search_index_name,
     search_index_state,
     search_problem,
+)
+from curation.explorer.sources import (
+    DOCUMENT_TABLE,
+    SEARCH_CHARS,
+    SIGNAL_TABLE,
+    TS_CONFIG,
+    count_sql,
+    estimate_sql,
+    search_predicate,
 )
 
 __all__ = [

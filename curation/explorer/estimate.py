@@ -43,7 +43,7 @@ class SampledCount:
 
 def sampled_count_sql(query: ExplorerQuery, *, percent: float) -> tuple[sql.Composed, list[Any]]:
     """(matches, rows) in a ``percent`` block sample of the partition; signal queries only."""
-    from curation.explorer.query import _and, _from
+    from curation.explorer.sources import _and, _from
 
     if query.reads_documents or not query.reads_signals:
         raise ValueError("a sampled count is for queries over signals alone")

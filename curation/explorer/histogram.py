@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from curation.explorer.filters import SignalColumn
-from curation.explorer.query import SIGNAL_TABLE
+from curation.explorer.sources import SIGNAL_TABLE
 from curation.models import Dataset, Signal
 
 HISTOGRAM_BINS = 40

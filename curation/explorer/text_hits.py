@@ -89,7 +89,7 @@ def may_use_bits(query: ExplorerQuery) -> bool:
 def tsquery_key(text: str) -> str:
     """``text`` as PostgreSQL reads it (``websearch_to_tsquery(..)::text``): the bits' key.
     Empty for a query without a word (or of stop words only), which matches nothing."""
-    from curation.explorer.query import TS_CONFIG
+    from curation.explorer.sources import TS_CONFIG
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT websearch_to_tsquery(%s, %s)::text", [TS_CONFIG, text])
@@ -154,7 +154,8 @@ def text_hits_build(*, query: ExplorerQuery, ids: DatasetIds | None = None) -> H
 
 def _build(dataset_id: int, key: str, ids: DatasetIds, *, common: bool) -> HitBits:
     """Read every hit of the tsquery ``key`` in the dataset and keep them as bits."""
-    from curation.explorer.query import DOCUMENT_TABLE, _execute, search_predicate
+    from curation.explorer.query import _execute
+    from curation.explorer.sources import DOCUMENT_TABLE, search_predicate
 
     statement = sql.SQL(
         "SELECT array_agg(d.id - %s) FROM {} d "
@@ -234,7 +235,7 @@ def _appended_since(dataset_id: int, version: str, ids: DatasetIds) -> bool:
         return False
     if first != ids.first or last > ids.last or documents > ids.documents:
         return False
-    from curation.explorer.query import DOCUMENT_TABLE
+    from curation.explorer.sources import DOCUMENT_TABLE
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -250,7 +251,7 @@ def _appended_since(dataset_id: int, version: str, ids: DatasetIds) -> bool:
 def _vectors(name: str, picked: sql.Composable) -> sql.Composable:
     """A MATERIALIZED CTE ``name`` of (id, v): the search vectors of the dataset's documents
     that ``picked`` keeps (its params, then the dataset id)."""
-    from curation.explorer.query import DOCUMENT_TABLE, search_vector
+    from curation.explorer.sources import DOCUMENT_TABLE, search_vector
 
     return sql.SQL(
         "{name} AS MATERIALIZED (SELECT d.id, {vector} AS v FROM {table} d "
