@@ -752,6 +752,8 @@ def report(
     )
     print()
     print("plans of the slowest query per kind and size (count; page):")
+    print("  (ranges+text: the plans of count_sql and page_sql, which read every hit: the")
+    print("  baseline above, not the read text_plan.py chose, tallied by read above)")
     for key in sorted(out["plans"]):
         print(f"  {key[0]} {key[1]:,}: {plan_summary(out['plans'][key])}")
         indent = " " * (len(key[0]) + len(f"{key[1]:,}") + 4)
