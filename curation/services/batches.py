@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 import xxhash
 
+from curation.hashing import signed64
 from curation.services import readers
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ DOCUMENT_COLUMNS = (
     "import_job_id",
 )
 _FRAME = struct.Struct("<Q")
-_SIGNED = 1 << 63
-_WRAP = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,7 @@ class BatchStreamError(RuntimeError):
 
 def content_hash(words: list[str]) -> int:
     """64-bit XXH3 of the words joined by one space, lowercased, as a signed bigint."""
-    value = xxhash.xxh3_64_intdigest(" ".join(words).lower())
-    return value - _WRAP if value >= _SIGNED else value
+    return signed64(xxhash.xxh3_64_intdigest(" ".join(words).lower()))
 
 
 def copy_escape(value: str) -> str:
@@ -126,7 +124,7 @@ def prepare_batches(spec: BatchSpec) -> Iterator[PreparedBatch]:
 
     This loop is the import's hot path (one pass per row, in the child process):
     locals are bound once and the common case (no escaping, no duplicate) takes
-    no function calls beyond the unavoidable split, join and hash.
+    no function calls beyond the unavoidable split, join, hash and escape.
     """
     records = readers.iter_records(
         Path(spec.root),
@@ -139,7 +137,6 @@ def prepare_batches(spec: BatchSpec) -> Iterator[PreparedBatch]:
     head = f"{int(spec.dataset_id)}\t"
     tail = f"\t{int(spec.job_id)}\n"
     dumps = orjson.dumps
-    hash64 = xxhash.xxh3_64_intdigest
     record_type = readers.Record
     batch_rows, batch_chars = spec.batch_rows, spec.batch_chars
     while True:
@@ -171,14 +168,13 @@ def prepare_batches(spec: BatchSpec) -> Iterator[PreparedBatch]:
                     seen[external_id] = len(external_ids)
                     text = item.text
                     words = text.split()
-                    value = hash64(" ".join(words).lower())
+                    value = content_hash(words)
                     meta = dumps(item.meta).decode() if item.meta else "{}"
                     if "\\" in meta:
                         meta = meta.replace("\\", "\\\\")
                     add_line(
                         f"{head}{copy_escape(external_id)}\t{copy_escape(text)}\t{meta}\t"
-                        f"{value - _WRAP if value >= _SIGNED else value}\t"
-                        f"{len(text)}\t{len(words)}\t{text.count(chr(10)) + 1}{tail}"
+                        f"{value}\t{len(text)}\t{len(words)}\t{text.count(chr(10)) + 1}{tail}"
                     )
                     external_ids.append(external_id)
                     sources.append(item.source)

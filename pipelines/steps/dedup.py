@@ -9,6 +9,7 @@ from typing import Any
 
 import xxhash
 
+from curation.hashing import signed64
 from pipelines.steps.base import Document, Param, SignalSpec, Step, StepParamError, register
 
 KEEP_PARAMS = (
@@ -36,7 +37,6 @@ def check_keep(step: Step) -> None:
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u2018\u2019\u201c\u201d\u2026]")
 _DIGITS = re.compile(r"\d")
-_SIGNED = 1 << 63
 
 
 @register
@@ -88,8 +88,7 @@ class ExactDedup(Step):
     def run(self, batch: Sequence[Document]) -> dict[str, list[Any]]:
         hashes = []
         for document in batch:
-            value = xxhash.xxh3_64_intdigest(self.normalise(document.text))
-            hashes.append(value - (1 << 64) if value >= _SIGNED else value)
+            hashes.append(signed64(xxhash.xxh3_64_intdigest(self.normalise(document.text))))
         return {"exact_dedup_hash": hashes}
 
 
@@ -194,5 +193,5 @@ class MinHashDedup(Step):
         buckets = []
         for band in range(self.config["bands"]):
             value = xxhash.xxh3_64_intdigest(signature[band * rows : (band + 1) * rows].tobytes())
-            buckets.append(value - (1 << 64) if value >= _SIGNED else value)
+            buckets.append(signed64(value))
         return buckets
