@@ -16,13 +16,13 @@ from curation.services.vectors import vector_dir, vector_shards
 from pipelines.models import PipelineRun, RunBatch
 from pipelines.services.corpus import semantic_dedup_phase
 from pipelines.services.runs import run_create
-from pipelines.steps import semantic
 from pipelines.steps.base import Document as StepDocument
 from pipelines.steps.base import StepParamError
 from pipelines.steps.semantic import (
     Pairs,
     SemanticDedup,
     cluster_count,
+    clusters,
     components,
     duplicate_pairs,
     eps_table,
@@ -150,7 +150,7 @@ def test_huge_cluster_is_cut_into_blocks_and_neighbours_are_capped(
     vectors = clustered_vectors(n=600, centres=3, duplicates=100, seed=3)
     assignment = np.zeros(len(vectors), dtype=np.int64)  # one cluster of 600
     whole = duplicate_pairs(vectors, assignment, 0.9)
-    monkeypatch.setitem(semantic.BLOCK_ELEMENTS, "cpu", 1000)  # one row or so per block
+    monkeypatch.setitem(clusters.BLOCK_ELEMENTS, "cpu", 1000)  # one row or so per block
     blocked = duplicate_pairs(vectors, assignment, 0.9)
     assert found(blocked) == found(whole) and len(whole) > 50
 
