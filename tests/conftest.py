@@ -62,13 +62,9 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from curation.workers import stop_children
+
+        stop_children([self.proc])
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -30,6 +30,7 @@ from curation.models import Dataset, ImportJob
 from curation.sample_data import build_sample
 from curation.services.datasets import dataset_create
 from curation.services.imports import import_from_path
+from curation.workers import stop_children
 from pipelines.models import Pipeline
 from pipelines.services.runs import run_create, run_dispatch
 
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _stop)
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.3)
-        self._stop_children(children)
+        stop_children(children)
         ours = tuple(n for n in os.environ.get("WINNOW_EMBEDDED", "").split(",") if n)
         if ours:
             # Close our own connections first so PostgreSQL's fast shutdown is quick.
@@ -166,23 +167,12 @@ class Command(BaseCommand):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if any(child.poll() is not None for child in children):
-                self._stop_children(children)
+                stop_children(children)
                 raise SystemExit("a child process exited at start: see its log above")
             try:
                 with urllib.request.urlopen(url + "login/", timeout=2):
                     return
             except OSError:
                 time.sleep(0.3)
-        self._stop_children(children)
+        stop_children(children)
         raise SystemExit(f"the web server did not answer at {url} within 60 s")
-
-    def _stop_children(self, children: list[subprocess.Popen[bytes]]) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
