@@ -424,24 +424,11 @@
     else button.click();
   }
 
-  document.addEventListener("keydown", function (e) {
-    var t = e.target;
-    var typing =
-      t instanceof HTMLTextAreaElement ||
-      t instanceof HTMLSelectElement ||
-      (t instanceof HTMLInputElement && /^(text|search|number|password|email)$/.test(t.type)) ||
-      t.isContentEditable;
-    if (typing) {
-      if (e.key === "Escape") {
-        e.preventDefault();
-        t.blur();
-      } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-        e.preventDefault();
-        press("submit");
-      }
-      return;
-    }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+  function submit() {
+    press("submit");
+  }
+
+  annotateKeys(submit, function (e) {
     var q = questions[active];
     var kind = q ? q.dataset.kind : "";
     if (/^[0-9]$/.test(e.key) && q) {

@@ -56,23 +56,11 @@
     return true;
   }
 
-  document.addEventListener("keydown", function (e) {
-    var t = e.target;
-    var typing =
-      t instanceof HTMLTextAreaElement ||
-      t instanceof HTMLSelectElement ||
-      (t instanceof HTMLInputElement && /^(text|search|number)$/.test(t.type));
-    if (typing) {
-      if (e.key === "Escape") {
-        e.preventDefault();
-        t.blur();
-      } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-        e.preventDefault();
-        form.requestSubmit();
-      }
-      return;
-    }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+  function submit() {
+    form.requestSubmit();
+  }
+
+  annotateKeys(submit, function (e) {
     var q = questions[active];
     if (/^[1-9]$/.test(e.key) && q) {
       e.preventDefault();
