@@ -158,4 +158,11 @@ def test_annotate_every_question_kind_with_the_keyboard(page: Any, live_server: 
     assert page.locator("#spans-entities li").count() == 3
     assert page.input_value("textarea[name=q-rewrite]") == "Alice met Bob."
     assert Item.objects.get(pk=done.item_id).status == Item.Status.PENDING
+
+    # Ctrl+Enter submits from inside a text field (static/annotate/keys.js), where a
+    # plain Enter is the field's own.
+    page.click("textarea[name=q-rewrite]")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(lambda url: url != first_url and "/a/" in url)
+    assert Item.objects.get(pk=done.item_id).status == Item.Status.COMPLETE
     assert dialogs == []
