@@ -266,13 +266,14 @@ def instrument() -> _Clock:
     from django.utils import timezone
 
     from pipelines.models import RunBatch
-    from pipelines.services import corpus, pairs, runs
+    from pipelines.services import corpus, pairs
+    from pipelines.services.runs import dispatch
     from pipelines.steps.dedup import MinHashDedup
 
     def queue_nothing(run: Any, batches: Sequence[tuple[int, int]], countdown: float = 0) -> None:
         RunBatch.objects.filter(pk__in=[pk for pk, _ in batches]).update(queued_at=timezone.now())
 
-    runs._queue = queue_nothing  # type: ignore[assignment]
+    dispatch._queue = queue_nothing  # type: ignore[assignment]
     clock = _Clock()
     pairs.document_chunks = clock.wrap_iter("read documents", pairs.document_chunks)  # type: ignore[assignment]
     corpus._write_groups = clock.wrap("write groups + signals", corpus._write_groups)  # type: ignore[assignment]
