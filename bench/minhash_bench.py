@@ -266,7 +266,8 @@ def instrument() -> _Clock:
     from django.utils import timezone
 
     from pipelines.models import RunBatch
-    from pipelines.services import corpus, pairs
+    from pipelines.services import pairs
+    from pipelines.services.corpus import minhash
     from pipelines.services.runs import dispatch
     from pipelines.steps.dedup import MinHashDedup
 
@@ -276,7 +277,7 @@ def instrument() -> _Clock:
     dispatch._queue = queue_nothing  # type: ignore[assignment]
     clock = _Clock()
     pairs.document_chunks = clock.wrap_iter("read documents", pairs.document_chunks)  # type: ignore[assignment]
-    corpus._write_groups = clock.wrap("write groups + signals", corpus._write_groups)  # type: ignore[assignment]
+    minhash._write_groups = clock.wrap("write groups + signals", minhash._write_groups)  # type: ignore[assignment]
     band_buckets, shingles = MinHashDedup.band_buckets, MinHashDedup.shingles
     MinHashDedup.band_buckets = clock.wrap("band_buckets", band_buckets)  # type: ignore[method-assign]
     MinHashDedup.shingles = clock.wrap(  # type: ignore[method-assign]
