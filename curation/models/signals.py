@@ -1,0 +1,34 @@
+"""Signal definitions (the values are columns of the signal table, not a model)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Signal(models.Model):
+    """A signal definition. Its values are the column ``column_name`` of the signal table."""
+
+    class Dtype(models.TextChoices):
+        FLOAT = "float", "Float"
+        INT = "int", "Integer"
+        BOOL = "bool", "Boolean"
+        TEXT = "text", "Text"
+        JSON = "json", "JSON"
+
+    name = models.SlugField(max_length=100, unique=True)
+    step = models.CharField(max_length=100, help_text="Name of the step that produces it.")
+    step_version = models.CharField(max_length=50)
+    dtype = models.CharField(max_length=5, choices=Dtype.choices)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def column_name(self) -> str:
+        return f"s_{self.pk}"
