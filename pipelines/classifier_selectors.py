@@ -1,4 +1,4 @@
-"""Reads for the quality-classifier pages (see services/classifiers.py for the writes)."""
+"""Reads for the quality-classifier pages (see services/classifiers/ for the writes)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The explorer's parsed filter: what to match, how to sort, where a page starts.
 
 Plain values, no database access: the form builds them from the query string,
-``query.py`` turns them into SQL.
+``sources.py`` and ``query.py`` turn them into SQL.
 """
 
 from __future__ import annotations
