@@ -13,6 +13,7 @@ estimate on every request.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,3 +98,19 @@ def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCo
     return SampledCount(
         estimate=int(estimate), matched=int(matched), sampled=int(sampled), exact=False
     )
+
+
+def sampled_share(query: ExplorerQuery, *, total: float) -> float | None:
+    """The share of a partition of ``total`` rows that matches ``query``'s signal predicates
+    alone, in a block sample of about ``SAMPLE_ROWS`` rows (text and meta left out).
+
+    Never counts exactly (unlike ``sampled_count``), so an exact count may ask for it.
+    """
+    signals = dataclasses.replace(query, text="", meta=None, text_hits=None)
+    if not signals.reads_signals or total <= 0:
+        return None
+    statement, params = sampled_count_sql(signals, percent=min(100.0, 100.0 * SAMPLE_ROWS / total))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement.as_string(cursor.connection), params)
+        matched, sampled = cursor.fetchone()
+    return matched / sampled if sampled else None

@@ -304,17 +304,45 @@ def explorer_page(
     return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
 
 
+# From this share of a big dataset's signal rows matching the signal predicates, an exact
+# count scans the partition instead of a bitmap of a signal's index. PostgreSQL chose the
+# (parallel) bitmap up to ~25 %, and a cached word's bit test made it worse: at 1M, counts
+# of 5-27 % matches took 170-320 ms so against 160-205 ms scanned; below 2 % the bitmap
+# wins (10-60 against 110-190 ms; bench/explorer_bench.py and the README).
+SEQ_SCAN_MIN_SHARE = 0.04
+
+
+def count_settings(query: ExplorerQuery) -> tuple[str, ...]:
+    """``enable_bitmapscan = off`` for the exact count of a query over signal rows (with a
+    text's bits or none) on a big dataset whose signal predicates match at least
+    ``SEQ_SCAN_MIN_SHARE`` of them, by a block sample (a few ms); else no setting."""
+    from curation.explorer.estimate import sampled_share
+    from curation.explorer.text_plan import PLAN_MIN_DOCUMENTS
+    from curation.services.signals import partition_row_estimate
+
+    if query.reads_documents or not query.reads_signals:
+        return ()
+    total = partition_row_estimate(query.dataset_id)
+    if total < PLAN_MIN_DOCUMENTS:
+        return ()
+    share = sampled_share(query, total=total)
+    if share is None or share < SEQ_SCAN_MIN_SHARE:
+        return ()
+    return ("enable_bitmapscan = off",)
+
+
 def explorer_count(*, query: ExplorerQuery) -> int:
     """How many documents of the dataset match ``query`` (exact).
 
-    A text query with signal predicates is read the cheaper way of ``text_plan.py``.
+    A text query with signal predicates is read the cheaper way of ``text_plan.py``;
+    a signal query on a big dataset as ``count_settings`` says.
     """
     if query.text and query.text_hits is None:
         from curation.explorer.text_plan import text_count
 
         return text_count(query=query)[0]
     statement, params = count_sql(query)
-    return int(_execute(statement, params, query=query)[0][0])
+    return int(_execute(statement, params, query=query, settings=count_settings(query))[0][0])
 
 
 def explorer_count_estimate(*, query: ExplorerQuery) -> int:

@@ -324,7 +324,7 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
     cached as bits: their number, or the signal rows each testing a bit) or ``built``
     (every hit read and cached as bits first: ``text_hits.py``)."""
     from curation.explorer import text_hits
-    from curation.explorer.query import _execute
+    from curation.explorer.query import _execute, count_settings
     from curation.explorer.sources import count_sql
 
     ids = dataset_ids(query.dataset_id) if query.text else None
@@ -349,7 +349,10 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
                 return bits.hits, read
             query = dataclasses.replace(query, text_hits=bits)
     statement, params = count_sql(query, signals_first=read == "signals", flat=read == "hash")
-    settings = (
-        ("enable_nestloop = off",) if read == "hash" else _join_settings(read, hits, signal_matches)
-    )
+    if read == "hash":
+        settings: tuple[str, ...] = ("enable_nestloop = off",)
+    elif query.text_hits is not None:  # the signal rows, each testing a bit
+        settings = count_settings(query)
+    else:
+        settings = _join_settings(read, hits, signal_matches)
     return int(_execute(statement, params, query=query, settings=settings)[0][0]), read

@@ -441,3 +441,42 @@ def test_only_few_hits_beside_more_signal_matches_look_each_signal_row_up() -> N
     assert text_plan._join_settings("all", 10_000, 60_000) == ()  # too many hits
     assert text_plan._join_settings("all", 1_000, None) == ()  # no signal predicate
     assert text_plan._join_settings("signals", 1_000, 6_000) == ()
+
+
+def test_counts_of_broad_signal_predicates_scan_instead_of_a_bitmap(
+    corpus: TextCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``count_settings``: bitmap scans off when the signal predicates alone match at least
+    SEQ_SCAN_MIN_SHARE of the signal rows (the text left out: its bits are not sampled),
+    nothing for narrow ones or small datasets; the counts are Python's either way."""
+    from curation.explorer import query as explorer_query
+
+    broad = corpus.query("common", ranges=(Range(signal=corpus.score, lo=0.0, hi=0.9),))
+    narrow = corpus.query("common", ranges=(Range(signal=corpus.score, lo=0.5, hi=0.5),))
+    plain = dataclasses.replace(broad, text="")
+    assert explorer_query.count_settings(plain) == ("enable_bitmapscan = off",)
+    assert explorer_query.count_settings(dataclasses.replace(narrow, text="")) == ()
+    assert explorer_query.count_settings(broad) == ()  # reads documents: not its call
+    ran: list[tuple[str, ...]] = []
+    execute = explorer_query._execute
+
+    def spy(*args: Any, settings: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        ran.append(settings)
+        return execute(*args, settings=settings, **kwargs)
+
+    monkeypatch.setattr(explorer_query, "_execute", spy)
+    force(monkeypatch, "all")
+    for query in (broad, narrow):
+        assert text_plan.text_count(query=query)[0] == len(corpus.expected(query))  # keeps bits
+        ran.clear()
+        n, read = text_plan.text_count(query=query)
+        assert (n, read) == (len(corpus.expected(query)), "bits")
+        bitmap_off = ("enable_bitmapscan = off",) in ran
+        assert bitmap_off == (query is broad), ran
+    ran.clear()
+    assert explorer.explorer_count(query=plain) == sum(
+        1 for s, _ in corpus.values.values() if s <= 0.9
+    )
+    assert ran == [("enable_bitmapscan = off",)]
+    monkeypatch.setattr(text_plan, "PLAN_MIN_DOCUMENTS", 10_000)
+    assert explorer_query.count_settings(plain) == ()
