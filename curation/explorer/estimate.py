@@ -89,10 +89,10 @@ def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCo
         return None
     if matched < EXACT_BELOW_MATCHES:
         # Few matches: the relative error would be large, and a selective filter is what
-        # the signal indexes count cheaply (a bitmap of its matches).
+        # the signal indexes count cheaply (a bitmap of its matches: no other setting).
         from curation.explorer.query import explorer_count
 
-        n = explorer_count(query=query)
+        n = explorer_count(query=query, settings=())
         return SampledCount(estimate=n, matched=int(matched), sampled=int(sampled), exact=True)
     estimate = round(matched / sampled * total)
     return SampledCount(

@@ -331,18 +331,20 @@ def count_settings(query: ExplorerQuery) -> tuple[str, ...]:
     return ("enable_bitmapscan = off",)
 
 
-def explorer_count(*, query: ExplorerQuery) -> int:
+def explorer_count(*, query: ExplorerQuery, settings: tuple[str, ...] | None = None) -> int:
     """How many documents of the dataset match ``query`` (exact).
 
     A text query with signal predicates is read the cheaper way of ``text_plan.py``;
-    a signal query on a big dataset as ``count_settings`` says.
+    a signal query with ``settings``, by default as ``count_settings`` says.
     """
     if query.text and query.text_hits is None:
         from curation.explorer.text_plan import text_count
 
         return text_count(query=query)[0]
     statement, params = count_sql(query)
-    return int(_execute(statement, params, query=query, settings=count_settings(query))[0][0])
+    if settings is None:
+        settings = count_settings(query)
+    return int(_execute(statement, params, query=query, settings=settings)[0][0])
 
 
 def explorer_count_estimate(*, query: ExplorerQuery) -> int:
