@@ -14,9 +14,12 @@ estimate on every request.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from django.core.cache import cache
 from django.db import connection, transaction
 from psycopg import sql
 
@@ -61,6 +64,44 @@ def sampled_count_sql(query: ExplorerQuery, *, percent: float) -> tuple[sql.Comp
     return statement, src.params
 
 
+# How long a sample's (matches, rows) are kept: the htmx page's first response samples,
+# and its exact count, a moment later, asks the same sample whether to scan
+# (``query.count_settings``). The key holds the partition's write counters.
+SAMPLE_CACHE_SECONDS = 120
+
+
+def partition_version(cursor: Any, dataset_id: int) -> str | None:
+    """The signal partition's oid and write counters (``pg_stat_user_tables``), which move
+    within about a second of a commit that changes it; None before it has any."""
+    cursor.execute(
+        "SELECT relid, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = %s",
+        [partition_name(dataset_id)],
+    )
+    row = cursor.fetchone()
+    return None if row is None else ".".join(map(str, row))
+
+
+def _sample(query: ExplorerQuery, *, percent: float) -> tuple[int, int]:
+    """(matches, rows) of ``sampled_count_sql``, cached while the partition is unchanged."""
+    statement, params = sampled_count_sql(query, percent=percent)
+    with transaction.atomic(), connection.cursor() as cursor:
+        text = statement.as_string(cursor.connection)
+        version = partition_version(cursor, query.dataset_id)
+        key = None
+        if version is not None:
+            digest = hashlib.sha256(orjson.dumps([text, params, version], default=str))
+            key = f"explorer-sample:{digest.hexdigest()}"
+            kept = cache.get(key)
+            if kept is not None:
+                return tuple(kept)  # type: ignore[return-value]
+        cursor.execute(text, params)
+        matched, sampled = cursor.fetchone()
+    counted = (int(matched), int(sampled))
+    if key is not None:
+        cache.set(key, counted, SAMPLE_CACHE_SECONDS)
+    return counted
+
+
 def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCount | None:
     """Estimate the matches of a signal query from a block sample of about ``rows`` rows
     (default ``SAMPLE_ROWS``).
@@ -81,10 +122,7 @@ def sampled_count(*, query: ExplorerQuery, rows: int | None = None) -> SampledCo
 
         n = explorer_count(query=query)
         return SampledCount(estimate=n, matched=n, sampled=int(total), exact=True)
-    statement, params = sampled_count_sql(query, percent=min(100.0, 100.0 * rows / total))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(statement.as_string(cursor.connection), params)
-        matched, sampled = cursor.fetchone()
+    matched, sampled = _sample(query, percent=min(100.0, 100.0 * rows / total))
     if not sampled:
         return None
     if matched < EXACT_BELOW_MATCHES:
@@ -109,8 +147,5 @@ def sampled_share(query: ExplorerQuery, *, total: float) -> float | None:
     signals = dataclasses.replace(query, text="", meta=None, text_hits=None)
     if not signals.reads_signals or total <= 0:
         return None
-    statement, params = sampled_count_sql(signals, percent=min(100.0, 100.0 * SAMPLE_ROWS / total))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(statement.as_string(cursor.connection), params)
-        matched, sampled = cursor.fetchone()
+    matched, sampled = _sample(signals, percent=min(100.0, 100.0 * SAMPLE_ROWS / total))
     return matched / sampled if sampled else None

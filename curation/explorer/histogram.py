@@ -133,12 +133,10 @@ def _signal_stats(cursor: Any, dataset_id: int, signal: SignalColumn) -> tuple[A
     ``pg_stat_user_tables``, which move within about a second of a commit that
     changes it (at most a minute for a backend that is never idle).
     """
-    cursor.execute(
-        "SELECT relid, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = %s",
-        [f"{SIGNAL_TABLE}_d{int(dataset_id)}"],
-    )
-    version = cursor.fetchone()
-    key = f"explorer-stats:{int(dataset_id)}:{signal.column}:" + ".".join(map(str, version or ()))
+    from curation.explorer.estimate import partition_version
+
+    version = partition_version(cursor, dataset_id)
+    key = f"explorer-stats:{int(dataset_id)}:{signal.column}:{version}"
     stats = cache.get(key) if version is not None else None
     if stats is None:
         # percentile_cont sorts every value: in memory, not on disk.

@@ -174,6 +174,36 @@ def test_sampled_count_is_close_repeatable_and_exact_on_small_partitions() -> No
     assert sampled_count(query=ExplorerQuery(dataset_id=dataset.pk)) is None
 
 
+def test_a_sample_is_read_once_while_the_partition_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The htmx page's count asks the sample its first response read: kept in the cache,
+    keyed by the statement and the partition's write counters (estimate._sample)."""
+    from curation.explorer import estimate
+
+    dataset, quality, lang = corpus(6000, seed=7)
+    cache.clear()
+    wide = query(dataset, quality, lang, 0.2, 0.8)
+    samples: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "TABLESAMPLE" in sql:
+            samples.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        first = sampled_count(query=wide, rows=1500)
+        assert first is not None and not first.exact
+        assert sampled_count(query=wide, rows=1500) == first
+        assert len(samples) == 1
+        narrow = query(dataset, quality, lang, 0.2, 0.3)  # another statement: its own sample
+        assert sampled_count(query=narrow, rows=1500) != first
+        assert len(samples) == 2
+        monkeypatch.setattr(estimate, "partition_version", lambda cursor, dataset_id: "written")
+        assert sampled_count(query=wide, rows=1500) == first  # read again, the same rows
+        assert len(samples) == 3
+
+
 def test_the_estimate_on_a_big_dataset_comes_from_the_sample(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
