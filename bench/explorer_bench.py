@@ -499,6 +499,9 @@ def measure(
                     count_ms, n = timed(partial(explorer.explorer_count, query=q))
                 if not q.reads_documents:
                     out["errors"].setdefault((kind, size), []).append(abs(guess - n) / max(n, 1))
+                # The first response comes first in the page's flow: no sample kept yet
+                # (estimate._sample keeps one for the exact count that follows).
+                cache.clear()
                 results_ms, results = timed(
                     partial(
                         explorer.explorer_results,
