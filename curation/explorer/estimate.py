@@ -93,7 +93,7 @@ def _sample(query: ExplorerQuery, *, percent: float) -> tuple[int, int]:
             key = f"explorer-sample:{digest.hexdigest()}"
             kept = cache.get(key)
             if kept is not None:
-                return tuple(kept)  # type: ignore[return-value]
+                return int(kept[0]), int(kept[1])
         cursor.execute(text, params)
         matched, sampled = cursor.fetchone()
     counted = (int(matched), int(sampled))

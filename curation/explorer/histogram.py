@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from psycopg import sql
 
+from curation.explorer.estimate import partition_version
 from curation.explorer.filters import SignalColumn
 from curation.explorer.sources import SIGNAL_TABLE
 from curation.models import Dataset, Signal
@@ -133,8 +134,6 @@ def _signal_stats(cursor: Any, dataset_id: int, signal: SignalColumn) -> tuple[A
     ``pg_stat_user_tables``, which move within about a second of a commit that
     changes it (at most a minute for a backend that is never idle).
     """
-    from curation.explorer.estimate import partition_version
-
     version = partition_version(cursor, dataset_id)
     key = f"explorer-stats:{int(dataset_id)}:{signal.column}:{version}"
     stats = cache.get(key) if version is not None else None
