@@ -73,13 +73,18 @@ def create_database(base: str, name: str) -> str:
     drop_database(base, name)
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrate_database(url)
+    return url
+
+
+def migrate_database(url: str) -> None:
+    """Apply the project's migrations to the database at ``url`` (a kept one too)."""
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"],
         env=dict(os.environ, DATABASE_URL=url, WINNOW_SKIP_EMBEDDED="1"),
         cwd=ROOT,
         check=True,
     )
-    return url
 
 
 def load() -> str:

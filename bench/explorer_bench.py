@@ -79,7 +79,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import create_database, db_url, drop_database, load  # noqa: E402
+from bench._common import (  # noqa: E402
+    create_database,
+    db_url,
+    drop_database,
+    load,
+    migrate_database,
+)
 from bench.signal_storage_bench import copy_binary, encode_copy_rows, plan_summary  # noqa: E402
 
 BENCH_DB = "winnow_bench_explorer"
@@ -317,6 +323,36 @@ def count_without_bits(query: Any) -> tuple[int, str]:
         text_hits.may_use_bits = may_use_bits  # type: ignore[assignment]
 
 
+def count_without_columns(query: Any) -> int:
+    """``explorer_count`` as before the columns in memory (``explorer/columns.py``):
+    PostgreSQL counts."""
+    from curation import explorer
+    from curation.explorer import columns
+
+    least = columns.COLUMNS_MIN_ROWS
+    columns.COLUMNS_MIN_ROWS = 1 << 62
+    try:
+        return int(explorer.explorer_count(query=query))
+    finally:
+        columns.COLUMNS_MIN_ROWS = least
+
+
+def spy_column_reads() -> list[tuple[int, float]]:
+    """Each read of signal columns from PostgreSQL: (dataset id, ms)."""
+    from curation.explorer import columns
+
+    reads: list[tuple[int, float]] = []
+    read = columns._read
+
+    def timed_read(dataset_id: int, signals: list[Any]) -> Any:
+        ms, out = timed(partial(read, dataset_id, signals))
+        reads.append((dataset_id, ms))
+        return out
+
+    columns._read = timed_read  # type: ignore[assignment]
+    return reads
+
+
 def run_sql(statement: Any, params: list[Any], *settings: str) -> list[tuple[Any, ...]]:
     from django.db import connection, transaction
 
@@ -471,7 +507,13 @@ def measure(
         "errors": {},
         "reads": {},
         "count reads": {},
+        "no columns": {},
+        "datasets": {size: datasets[size].pk for size in sizes},
     }
+    from curation.explorer import columns
+
+    columns.clear()
+    out["column reads"] = spy_column_reads()
     specs = {
         kind: make_specs(kind, args.queries, seed=11 + k) for k, kind in enumerate(QUERY_KINDS)
     }
@@ -499,6 +541,10 @@ def measure(
                     count_ms, n = timed(partial(explorer.explorer_count, query=q))
                 if not q.reads_documents:
                     out["errors"].setdefault((kind, size), []).append(abs(guess - n) / max(n, 1))
+                    # The baseline: PostgreSQL's exact count, as before the columns.
+                    sql_ms, sql_n = timed(partial(count_without_columns, q))
+                    assert sql_n == n, (q, sql_n, n)
+                    out["no columns"].setdefault((kind, size), []).append((count_ms, sql_ms))
                 # The first response comes first in the page's flow: no sample kept yet
                 # (estimate._sample keeps one for the exact count that follows).
                 cache.clear()
@@ -722,6 +768,28 @@ def report(
                 f"{pct(off, 95) / pct(kept, 95):.1f}"
             )
     print()
+    print("signal exact counts (explorer_count: the columns in memory, curation/explorer/")
+    print("columns.py, when kept) against PostgreSQL's count of the same query (no columns),")
+    print("same run; a count that read its columns from PostgreSQL first is in the first:")
+    for key in sorted(out["no columns"]):
+        pairs = out["no columns"][key]
+        kept_ms, sql_ms = [a for a, _ in pairs], [b for _, b in pairs]
+        print(
+            f"  {key[0]:<22} {key[1]:>9,}: ours p50 {pct(kept_ms, 50):6.1f} p95 "
+            f"{pct(kept_ms, 95):6.1f} ms; PostgreSQL p50 {pct(sql_ms, 50):6.1f} p95 "
+            f"{pct(sql_ms, 95):6.1f} ms: p95 ratio PostgreSQL / ours "
+            f"{pct(sql_ms, 95) / pct(kept_ms, 95):.1f}"
+        )
+    from curation.explorer import columns
+
+    for size in sizes:
+        read_ms = [m for d, m in out["column reads"] if d == out["datasets"][size]]
+        print(
+            f"  {size:>9,}: {len(read_ms)} reads of columns from PostgreSQL, ms p50 "
+            f"{pct(read_ms, 50):.0f} max {max(read_ms, default=float('nan')):.0f}"
+        )
+    print(f"  columns kept at the end: {columns.kept_bytes() / 2**20:.0f} MiB")
+    print()
     print("HISTOGRAM ms (summary + 40 bins + bound counts; cold = summary not cached):")
     for size in sizes:
         cold, warm = out["hist"][(size, "cold")], out["hist"][(size, "warm")]
@@ -788,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.reuse:
         url = db_url(args.dsn, BENCH_DB)
+        migrate_database(url)  # the kept database may predate a migration
     else:
         log(f"scratch database {BENCH_DB}")
         url = create_database(args.dsn, BENCH_DB)

@@ -149,6 +149,9 @@ WINNOW_REQUEUE_AFTER_SECONDS = float(os.environ.get("WINNOW_REQUEUE_AFTER_SECOND
 
 # Export tuning: rows and characters of text read per chunk (memory is one chunk), and
 # the lease of a worker on an export. HF_TOKEN, when set, lets exports push to the Hub.
+# Per web process: the most memory of signal columns the explorer keeps for exact counts
+# (curation/explorer/columns.py; 9 MB per signal per million documents).
+WINNOW_EXPLORER_COLUMNS_MB = int(os.environ.get("WINNOW_EXPLORER_COLUMNS_MB", "512"))
 WINNOW_EXPORT_CHUNK_ROWS = int(os.environ.get("WINNOW_EXPORT_CHUNK_ROWS", "5000"))
 WINNOW_EXPORT_CHUNK_CHARS = int(os.environ.get("WINNOW_EXPORT_CHUNK_CHARS", str(32 * 1024 * 1024)))
 WINNOW_EXPORT_LEASE_SECONDS = float(os.environ.get("WINNOW_EXPORT_LEASE_SECONDS", "60"))

@@ -8,6 +8,7 @@ those, every value a user typed is a ``%s`` parameter.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,13 +335,20 @@ def count_settings(query: ExplorerQuery) -> tuple[str, ...]:
 def explorer_count(*, query: ExplorerQuery, settings: tuple[str, ...] | None = None) -> int:
     """How many documents of the dataset match ``query`` (exact).
 
-    A text query with signal predicates is read the cheaper way of ``text_plan.py``;
-    a signal query with ``settings``, by default as ``count_settings`` says.
+    A big dataset's signal query is counted from its columns in memory
+    (``columns.py``) when they can answer it; a text query with signal predicates is
+    read the cheaper way of ``text_plan.py``; any other query in PostgreSQL with
+    ``settings``, by default as ``count_settings`` says.
     """
     if query.text and query.text_hits is None:
         from curation.explorer.text_plan import text_count
 
         return text_count(query=query)[0]
+    from curation.explorer.columns import columns_count
+
+    counted = columns_count(query=query)
+    if counted is not None:
+        return counted
     statement, params = count_sql(query)
     if settings is None:
         settings = count_settings(query)
@@ -383,6 +391,22 @@ class ExplorerResults:
     read: str = ""
 
 
+def _kept_text_count(query: ExplorerQuery) -> int | None:
+    """The exact count of a text query with signal predicates when its hits are kept as
+    bits and its signals' columns are in memory (``columns.py``): a few ms; else None."""
+    from curation.explorer.columns import columns_count
+    from curation.explorer.text_hits import cached_hits, may_use_bits
+    from curation.explorer.text_plan import dataset_ids
+
+    if not query.reads_signals or not may_use_bits(query):
+        return None
+    ids = dataset_ids(query.dataset_id)
+    bits = cached_hits(query, ids) if ids is not None else None
+    if bits is None:
+        return None
+    return columns_count(query=dataclasses.replace(query, text_hits=bits), read=False)
+
+
 def explorer_results(
     *, query: ExplorerQuery, after: Cursor | None, exact_count: bool, size: int = PAGE_SIZE
 ) -> ExplorerResults:
@@ -391,19 +415,29 @@ def explorer_results(
     A query that reads documents (text, meta) finds its hits once for the page and
     the count (``results_sql``); on a big dataset a text query's hits are read the
     cheapest way of ``text_plan.py``, and without ``exact_count`` a page sorted by id
-    may come from a window of ids with an estimated count.
+    may come from a window of ids with an estimated count. Without ``exact_count``, a
+    query whose columns are already in memory (``columns.py``) still counts exactly.
     """
     if query.reads_documents:
         from curation.explorer.text_plan import text_results
 
         text = text_results(query=query, after=after, exact_count=exact_count, limit=size + 1)
         found = [ExplorerRow(*row[2:]) for row in text.rows if row[2] is not None]
+        count, estimate = text.count, text.estimate
+        if count is None:
+            count = _kept_text_count(query)
+            estimate = None if count is not None else estimate
         return ExplorerResults(
-            page=_paged(found, size), count=text.count, estimate=text.estimate, read=text.read
+            page=_paged(found, size), count=count, estimate=estimate, read=text.read
         )
     page = explorer_page(query=query, after=after, size=size)
     if exact_count:
         return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)
+    from curation.explorer.columns import columns_count
+
+    counted = columns_count(query=query, read=False)
+    if counted is not None:  # the columns are in memory: the exact count costs a few ms
+        return ExplorerResults(page=page, count=counted, estimate=None)
     return ExplorerResults(page=page, count=None, estimate=explorer_count_estimate(query=query))
 
 

@@ -348,6 +348,11 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
             if not query.reads_signals:  # the text alone: its hits are the count
                 return bits.hits, read
             query = dataclasses.replace(query, text_hits=bits)
+            from curation.explorer.columns import columns_count
+
+            counted = columns_count(query=query)
+            if counted is not None:  # the signal columns in memory, ANDed with the bits
+                return counted, read
     statement, params = count_sql(query, signals_first=read == "signals", flat=read == "hash")
     if read == "hash":
         settings: tuple[str, ...] = ("enable_nestloop = off",)

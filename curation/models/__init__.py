@@ -5,7 +5,7 @@ table partitioned by dataset (``curation_signal_row``, see migration 0002 and
 ``services/signals.py``), chosen by measurement (bench/signal_storage_bench.py).
 
 Layout: ``datasets`` (Dataset, ImportJob, ImportRejection, Document), ``signals``
-(Signal), ``duplicates`` (DuplicateGroup, DuplicateMember, DuplicateVerdict),
+(Signal, SignalWrite), ``duplicates`` (DuplicateGroup, DuplicateMember, DuplicateVerdict),
 ``recipes`` (Recipe, RecipeVersion, ExportSnapshot), ``evalsets`` (EvalSet, EvalItem),
 ``tokens`` (ApiToken) and ``text_hits`` (TextHits). Every model is imported here, so
 that Django's app registry finds it and ``from curation.models import X`` keeps working;
@@ -18,7 +18,7 @@ from curation.models.datasets import Dataset, Document, ImportJob, ImportRejecti
 from curation.models.duplicates import DuplicateGroup, DuplicateMember, DuplicateVerdict
 from curation.models.evalsets import EvalItem, EvalSet
 from curation.models.recipes import ExportSnapshot, Recipe, RecipeVersion
-from curation.models.signals import Signal
+from curation.models.signals import Signal, SignalWrite
 from curation.models.text_hits import TextHits
 from curation.models.tokens import ApiToken
 
@@ -37,5 +37,6 @@ __all__ = [
     "Recipe",
     "RecipeVersion",
     "Signal",
+    "SignalWrite",
     "TextHits",
 ]

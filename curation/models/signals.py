@@ -32,3 +32,22 @@ class Signal(models.Model):
     @property
     def column_name(self) -> str:
         return f"s_{self.pk}"
+
+
+class SignalWrite(models.Model):
+    """One write of signal values to a dataset's rows, in the transaction that wrote them.
+
+    Every writer of the signal table adds a row (``services.signals.signals_changed``),
+    so the number of a dataset's rows visible to a snapshot says exactly which writes it
+    sees: committed writes only accumulate, and no row is ever deleted but with its
+    dataset. The explorer keeps columns of signal values in memory
+    (``curation/explorer/columns.py``) and reads them only while this count is the one
+    they were read at. Rows are inserted, never updated, so writers never wait on
+    each other for them.
+    """
+
+    dataset = models.ForeignKey("curation.Dataset", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"signal write {self.pk} to dataset {self.dataset_id}"

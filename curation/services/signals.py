@@ -53,6 +53,28 @@ def partition_row_estimate(dataset_id: int) -> float:
     return float(row[0]) if row else 0.0
 
 
+def signals_changed(cursor: Any, dataset_id: int) -> None:
+    """Note a write of the dataset's signal values, in the writer's transaction.
+
+    Every statement that writes ``curation_signal_row`` calls this on the same cursor
+    (``SignalWrite``): the explorer's in-memory columns (``explorer/columns.py``) are
+    read only while the count of these rows is the one they were read at.
+    """
+    cursor.execute(
+        "INSERT INTO curation_signalwrite (dataset_id, created_at) VALUES (%s, now())",
+        [int(dataset_id)],
+    )
+
+
+def signal_write_count(dataset_id: int) -> int:
+    """How many writes of the dataset's signal values this snapshot sees (``SignalWrite``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM curation_signalwrite WHERE dataset_id = %s", [int(dataset_id)]
+        )
+        return int(cursor.fetchone()[0])
+
+
 def signal_partition_ensure(*, dataset_id: int) -> None:
     """Create the dataset's partition of the signal table if it is missing (idempotent)."""
     with connection.cursor() as cursor:
@@ -197,6 +219,7 @@ def signal_rows_write(
             )
             .as_string(pg)
         )
+        signals_changed(cursor, dataset_id)
     logger.info(
         "wrote %d rows of %d signals (%s) for dataset %s in %.2fs",
         count,
@@ -208,6 +231,7 @@ def signal_rows_write(
     return count
 
 
+@transaction.atomic
 def signal_defaults_write(*, signals: list[Signal], dataset_id: int, values: list[Any]) -> None:
     """Set ``signals`` to ``values`` (literals, one per signal) on every document of the dataset.
 
@@ -235,8 +259,10 @@ def signal_defaults_write(*, signals: list[Signal], dataset_id: int, values: lis
             .as_string(cursor.connection),
             [dataset_id],
         )
+        signals_changed(cursor, dataset_id)
 
 
+@transaction.atomic
 def signal_values_clear(*, signal: Signal, dataset: Dataset) -> None:
     """Forget every value of ``signal`` in ``dataset`` (before a full recompute)."""
     with connection.cursor() as cursor:
@@ -250,6 +276,7 @@ def signal_values_clear(*, signal: Signal, dataset: Dataset) -> None:
             .as_string(cursor.connection),
             [dataset.pk],
         )
+        signals_changed(cursor, dataset.pk)
 
 
 def signal_table_compact(*, dataset_id: int) -> None:

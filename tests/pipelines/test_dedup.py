@@ -195,3 +195,21 @@ def test_minhash_keep_lowest_signal() -> None:
         lengths = {d: len(texts[ids.index(d)]) for d, _ in members}
         kept = [d for d, rep in members if rep]
         assert len(kept) == 1 and lengths[kept[0]] == min(lengths.values())
+
+
+def test_the_exact_phase_notes_its_signal_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The explorer's kept signal columns are read again after it (explorer/columns.py)."""
+    from pipelines.services.corpus import exact
+
+    noted: list[int] = []
+    real = exact.signals_changed
+
+    def spy(cursor: object, dataset_id: int) -> None:
+        noted.append(dataset_id)
+        real(cursor, dataset_id)
+
+    monkeypatch.setattr(exact, "signals_changed", spy)
+    dataset = make_dataset()
+    add_documents(dataset, TEXTS)
+    run_all(run_create(pipeline=make_pipeline([{"step": "exact_dedup"}]), dataset=dataset))
+    assert noted == [dataset.pk]

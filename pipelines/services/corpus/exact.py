@@ -10,7 +10,7 @@ from psycopg import sql
 
 from curation.models import DuplicateGroup, Signal
 from curation.services.signals import TABLE as SIGNAL_TABLE
-from curation.services.signals import signal_partition_ensure
+from curation.services.signals import signal_partition_ensure, signals_changed
 from pipelines.models import PipelineRun
 from pipelines.services.corpus.keep import _keep_order, run_key
 
@@ -98,4 +98,5 @@ def exact_dedup_phase(run: PipelineRun, spec: dict[str, Any]) -> int:
             .as_string(pg),
             [dataset_id],
         )
+        signals_changed(cursor, dataset_id)
     return groups
