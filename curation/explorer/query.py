@@ -301,6 +301,11 @@ def explorer_page(
     """
     if query.text and query.text_hits is None:
         return explorer_results(query=query, after=after, exact_count=False, size=size).page
+    from curation.explorer.column_pages import columns_results
+
+    kept = columns_results(query=query, after=after, size=size)
+    if kept is not None:
+        return kept.page
     statement, params = page_sql(query, after=after, limit=size + 1)
     return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
 
@@ -391,20 +396,17 @@ class ExplorerResults:
     read: str = ""
 
 
-def _kept_text_count(query: ExplorerQuery) -> int | None:
-    """The exact count of a text query with signal predicates when its hits are kept as
-    bits and its signals' columns are in memory (``columns.py``): a few ms; else None."""
-    from curation.explorer.columns import columns_count
+def _with_kept_bits(query: ExplorerQuery) -> ExplorerQuery:
+    """``query`` with its text's kept bits (``text_hits.py``) when it has signal predicates
+    beside the text and the bits exist, so the columns in memory can answer it."""
     from curation.explorer.text_hits import cached_hits, may_use_bits
     from curation.explorer.text_plan import dataset_ids
 
-    if not query.reads_signals or not may_use_bits(query):
-        return None
+    if query.text_hits is not None or not query.reads_signals or not may_use_bits(query):
+        return query
     ids = dataset_ids(query.dataset_id)
     bits = cached_hits(query, ids) if ids is not None else None
-    if bits is None:
-        return None
-    return columns_count(query=dataclasses.replace(query, text_hits=bits), read=False)
+    return query if bits is None else dataclasses.replace(query, text_hits=bits)
 
 
 def explorer_results(
@@ -415,20 +417,22 @@ def explorer_results(
     A query that reads documents (text, meta) finds its hits once for the page and
     the count (``results_sql``); on a big dataset a text query's hits are read the
     cheapest way of ``text_plan.py``, and without ``exact_count`` a page sorted by id
-    may come from a window of ids with an estimated count. Without ``exact_count``, a
-    query whose columns are already in memory (``columns.py``) still counts exactly.
+    may come from a window of ids with an estimated count. A query whose columns are
+    kept in memory (``columns.py``) is answered from them, the count exact
+    (``column_pages.py``).
     """
+    from curation.explorer.column_pages import columns_results
+
+    kept = columns_results(query=_with_kept_bits(query), after=after, size=size)
+    if kept is not None:  # the columns in memory: the page and the exact count in a few ms
+        return kept
     if query.reads_documents:
         from curation.explorer.text_plan import text_results
 
         text = text_results(query=query, after=after, exact_count=exact_count, limit=size + 1)
         found = [ExplorerRow(*row[2:]) for row in text.rows if row[2] is not None]
-        count, estimate = text.count, text.estimate
-        if count is None:
-            count = _kept_text_count(query)
-            estimate = None if count is not None else estimate
         return ExplorerResults(
-            page=_paged(found, size), count=count, estimate=estimate, read=text.read
+            page=_paged(found, size), count=text.count, estimate=text.estimate, read=text.read
         )
     page = explorer_page(query=query, after=after, size=size)
     if exact_count:
@@ -436,7 +440,7 @@ def explorer_results(
     from curation.explorer.columns import columns_count
 
     counted = columns_count(query=query, read=False)
-    if counted is not None:  # the columns are in memory: the exact count costs a few ms
+    if counted is not None:  # the columns are in memory but the sort's: the count is exact
         return ExplorerResults(page=page, count=counted, estimate=None)
     return ExplorerResults(page=page, count=None, estimate=explorer_count_estimate(query=query))
 

@@ -38,16 +38,20 @@ class SignalWrite(models.Model):
     """One write of signal values to a dataset's rows, in the transaction that wrote them.
 
     Every writer of the signal table adds a row (``services.signals.signals_changed``),
-    so the number of a dataset's rows visible to a snapshot says exactly which writes it
-    sees: committed writes only accumulate, and no row is ever deleted but with its
-    dataset. The explorer keeps columns of signal values in memory
-    (``curation/explorer/columns.py``) and reads them only while this count is the one
-    they were read at. Rows are inserted, never updated, so writers never wait on
-    each other for them.
+    so the sum of ``writes`` over a dataset's rows visible to a snapshot says exactly
+    which writes it sees: committed writes only accumulate. The explorer keeps columns
+    of signal values in memory (``curation/explorer/columns.py``) and reads them only
+    while this sum is the one they were read at. Rows are inserted, never updated, so
+    writers never wait on each other for them; ``signal_writes_compact`` replaces a
+    dataset's rows by one of the same sum, in one transaction, so every snapshot sees
+    the same sum before and after.
     """
 
     dataset = models.ForeignKey("curation.Dataset", on_delete=models.CASCADE, related_name="+")
+    writes = models.PositiveIntegerField(
+        default=1, help_text="Writes this row stands for: several once compacted into one."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"signal write {self.pk} to dataset {self.dataset_id}"
+        return f"{self.writes} signal write(s) to dataset {self.dataset_id}"

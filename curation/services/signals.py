@@ -61,7 +61,7 @@ def signals_changed(cursor: Any, dataset_id: int) -> None:
     read only while the count of these rows is the one they were read at.
     """
     cursor.execute(
-        "INSERT INTO curation_signalwrite (dataset_id, created_at) VALUES (%s, now())",
+        "INSERT INTO curation_signalwrite (dataset_id, writes, created_at) VALUES (%s, 1, now())",
         [int(dataset_id)],
     )
 
@@ -70,9 +70,25 @@ def signal_write_count(dataset_id: int) -> int:
     """How many writes of the dataset's signal values this snapshot sees (``SignalWrite``)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM curation_signalwrite WHERE dataset_id = %s", [int(dataset_id)]
+            "SELECT coalesce(sum(writes), 0) FROM curation_signalwrite WHERE dataset_id = %s",
+            [int(dataset_id)],
         )
         return int(cursor.fetchone()[0])
+
+
+@transaction.atomic
+def signal_writes_compact(*, dataset_id: int) -> None:
+    """Replace the dataset's ``SignalWrite`` rows by one of the same sum (a run writes one a
+    batch; the sum is read on every explorer count). A write that commits meanwhile keeps
+    its own row, and a concurrent compaction finds nothing left to replace."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH gone AS (DELETE FROM curation_signalwrite WHERE dataset_id = %s "
+            "RETURNING writes) "
+            "INSERT INTO curation_signalwrite (dataset_id, writes, created_at) "
+            "SELECT %s, sum(writes), now() FROM gone HAVING count(*) > 0",
+            [int(dataset_id), int(dataset_id)],
+        )
 
 
 def signal_partition_ensure(*, dataset_id: int) -> None:
@@ -280,7 +296,8 @@ def signal_values_clear(*, signal: Signal, dataset: Dataset) -> None:
 
 
 def signal_table_compact(*, dataset_id: int) -> None:
-    """Rewrite the dataset's signal partition without the dead row versions.
+    """Rewrite the dataset's signal partition without the dead row versions (and compact
+    its ``SignalWrite`` rows).
 
     Every signal write leaves the old version of each row behind; after a write
     for a whole dataset the partition is twice its size and filters scan twice the
@@ -291,6 +308,7 @@ def signal_table_compact(*, dataset_id: int) -> None:
     """
     if connection.in_atomic_block:
         raise PermanentError("signal_table_compact cannot run inside a transaction")
+    signal_writes_compact(dataset_id=dataset_id)
     with connection.cursor() as cursor:
         cursor.execute(
             sql.SQL("VACUUM (FULL, ANALYZE) {}")
