@@ -16,6 +16,8 @@ leaves the page to PostgreSQL.
 
 from __future__ import annotations
 
+import bisect
+import math
 from typing import Any
 
 import numpy as np
@@ -27,54 +29,54 @@ from curation.explorer.query import PREVIEW_CHARS, ExplorerResults, ExplorerRow,
 from curation.models import Signal
 
 
-def _ids_page(positions: np.ndarray, after: int | None, limit: int, desc: bool) -> np.ndarray:
-    """The first ``limit`` of ascending ``positions`` in id order, past ``after``."""
+def _ids_page(mask: np.ndarray, after: int | None, limit: int, desc: bool) -> np.ndarray:
+    """The first ``limit`` matching positions in id order past ``after``, read from the
+    mask a chunk (``WALK_CHUNK`` x 16) at a time: a broad filter fills a page at once."""
+    n, size = len(mask), WALK_CHUNK * 16
+    found: list[np.ndarray] = []
+    wanted = limit
     if desc:
-        end = len(positions) if after is None else int(np.searchsorted(positions, after, "left"))
-        return positions[max(0, end - limit) : end][::-1]
-    start = 0 if after is None else int(np.searchsorted(positions, after, "right"))
-    return positions[start : start + limit]
+        end = n if after is None else min(max(after, 0), n)
+        while wanted > 0 and end > 0:
+            begin = max(0, end - size)
+            hits = (np.flatnonzero(mask[begin:end]) + begin)[::-1][:wanted]
+            found.append(hits)
+            wanted -= len(hits)
+            end = begin
+    else:
+        begin = 0 if after is None else min(max(after + 1, 0), n)
+        while wanted > 0 and begin < n:
+            hits = (np.flatnonzero(mask[begin : begin + size]) + begin)[:wanted]
+            found.append(hits)
+            wanted -= len(hits)
+            begin += size
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def _equal(values: np.ndarray, value: Any, has_nan: bool) -> np.ndarray:
-    if isinstance(value, float) and np.isnan(value):
-        return np.isnan(values) if has_nan else np.zeros(len(values), dtype=bool)
-    return values == value
+# A walk of a sort order tests this many of its documents against the mask at a time.
+WALK_CHUNK = 4_096
 
 
-def _above(values: np.ndarray, value: Any, has_nan: bool) -> np.ndarray:
-    """``values > value`` in PostgreSQL's order (NaN above every number)."""
-    if isinstance(value, float) and np.isnan(value):
-        return np.zeros(len(values), dtype=bool)
-    found = values > value
-    return found | np.isnan(values) if has_nan else found
-
-
-def _below(values: np.ndarray, value: Any, has_nan: bool) -> np.ndarray:
-    if isinstance(value, float) and np.isnan(value):
-        return ~np.isnan(values) if has_nan else np.ones(len(values), dtype=bool)
-    return values < value  # NaN is not below anything: False, as numpy says
-
-
-def _first(values: np.ndarray, positions: np.ndarray, limit: int, desc: bool) -> np.ndarray:
-    """The first ``limit`` positions in the order (value, position), ascending or both
-    descending: a partition finds the limit-th value, and only the values up to it sort."""
-    n = len(values)
-    floats = values.dtype.kind == "f"
-    if n > limit:
-        k = n - limit if desc else limit - 1
-        kth = np.partition(values, k)[k]
-        if floats and np.isnan(kth):  # numpy places NaN last, as PostgreSQL orders it
-            keep = np.isnan(values) if desc else np.ones(n, dtype=bool)
-        elif desc:
-            keep = (values >= kth) | np.isnan(values) if floats else values >= kth
+def _walk(
+    order: np.ndarray, start: int, step: int, shift: int, mask: np.ndarray, limit: int
+) -> np.ndarray:
+    """The first ``limit`` of ``order[start], order[start + step], ..`` (column positions)
+    whose document matches (``mask[position + shift]``), in that order."""
+    found: list[np.ndarray] = []
+    wanted, n = limit, len(order)
+    i = start
+    while wanted > 0 and 0 <= i < n:
+        if step > 0:
+            chunk = order[i : i + WALK_CHUNK]
         else:
-            keep = values <= kth
-        values, positions = values[keep], positions[keep]
-    order = np.lexsort((positions, values))
-    if desc:
-        order = order[::-1]
-    return positions[order[:limit]]
+            chunk = order[max(0, i - WALK_CHUNK + 1) : i + 1][::-1]
+        at = chunk + shift
+        inside = (at >= 0) & (at < len(mask))
+        hits = chunk[inside][mask[at[inside]]][:wanted]
+        found.append(hits)
+        wanted -= len(hits)
+        i += step * len(chunk)
+    return np.concatenate(found) if found else order[:0]
 
 
 def _cursor_value(column: Column, value: Any) -> Any:
@@ -98,40 +100,63 @@ def _sort_value(column: Column, raw: Any) -> Any:
     return column.labels[int(raw) - 1]
 
 
+def _rank(value: Any) -> tuple[bool, Any]:
+    """numpy's sort key, which is PostgreSQL's order: NaN above every number."""
+    return (True, 0.0) if isinstance(value, float) and math.isnan(value) else (False, value)
+
+
+class _Ranks:
+    """A column's values in its order, as ranks (``_rank``) for ``bisect``, one at a time."""
+
+    def __init__(self, column: Column, order: np.ndarray) -> None:
+        self.values, self.order = column.values, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> tuple[bool, Any]:
+        return _rank(self.values[self.order[i]].item())
+
+
 def _signal_page(
     matched: Matches, sort: Sort, after: Cursor | None, limit: int
 ) -> list[tuple[int, Any]] | None:
     """(position, sort value) of the page's rows in a signal's order; None when the
-    cursor's value has no place in the column."""
+    cursor's value has no place in the column.
+
+    The column's order (``Column.order``) is walked from the cursor, a chunk at a time,
+    until the page is full: a few thousand documents for a filter matching a few
+    percent, where sorting every match took ~3 ms at 1M. NULLs come last, by id."""
     assert sort.signal is not None
     column = matched.columns[sort.signal.column]
+    order = column.order()
     desc = sort.descending
-    positions = np.flatnonzero(matched.mask)
-    at = positions + (matched.first_id - column.first_id)
-    inside = (at >= 0) & (at < len(column.values))
-    valued = np.zeros(len(positions), dtype=bool)
-    valued[inside] = column.valid[at[inside]]
-    nulls = positions[~valued]
-    positions, at = positions[valued], at[valued]
-    values = column.values[at]
-    if after is not None:
-        past = after.id - matched.first_id
-        if after.value is None:  # past every value: the NULLs after its id
-            positions, values = positions[:0], values[:0]
-            nulls = nulls[nulls < past] if desc else nulls[nulls > past]
-        else:
-            value = _cursor_value(column, after.value)
-            if value is None:
-                return None
-            beyond = (_below if desc else _above)(values, value, column.has_nan)
-            tied = _equal(values, value, column.has_nan)
-            beyond |= tied & ((positions < past) if desc else (positions > past))
-            positions, values = positions[beyond], values[beyond]
-    first = _first(values, positions, limit, desc)
-    chosen = values[np.searchsorted(positions, first)]  # positions ascend
-    page = [(int(p), _sort_value(column, v)) for p, v in zip(first, chosen, strict=True)]
-    if len(page) < limit:
-        rest = nulls[::-1] if desc else nulls
+    shift = column.first_id - matched.first_id  # column position + shift = mask position
+    past_valued = after is not None and after.value is None
+    if after is None:
+        start = len(order) - 1 if desc else 0
+    elif past_valued:
+        start = -1
+    else:
+        value = _cursor_value(column, after.value)
+        if value is None:
+            return None
+        ranks, key = _Ranks(column, order), _rank(value)
+        lo, hi = bisect.bisect_left(ranks, key), bisect.bisect_right(ranks, key)
+        at = after.id - column.first_id  # ties are in position order
+        tie = int(np.searchsorted(order[lo:hi], at, "left" if desc else "right"))
+        start = lo + tie - 1 if desc else lo + tie
+    chosen = _walk(order, start, -1 if desc else 1, shift, matched.mask, limit)
+    page = [(int(p) + shift, _sort_value(column, column.values[p])) for p in chosen]
+    if len(page) < limit:  # the NULLs (or no value in the column's range), by id
+        nulls = matched.mask.copy()
+        inside = slice(max(0, shift), max(0, min(len(nulls), shift + len(column.valid))))
+        nulls[inside] &= ~column.valid[inside.start - shift : inside.stop - shift]
+        positions = np.flatnonzero(nulls)
+        if past_valued:
+            past = after.id - matched.first_id  # type: ignore[union-attr]
+            positions = positions[positions < past] if desc else positions[positions > past]
+        rest = positions[::-1] if desc else positions
         page += [(int(p), None) for p in rest[: limit - len(page)]]
     return page
 
@@ -160,9 +185,12 @@ def columns_results(
     if matched is None:
         return None
     limit = size + 1
+    if sort.signal is not None and not read and not matched.columns[sort.signal.column].ordered:
+        matched.columns[sort.signal.column].sort_ahead()  # this page is PostgreSQL's
+        return None
     if sort.signal is None:
         past = None if after is None else after.id - matched.first_id
-        chosen = _ids_page(np.flatnonzero(matched.mask), past, limit, sort.descending)
+        chosen = _ids_page(matched.mask, past, limit, sort.descending)
         page: list[tuple[int, Any]] | None = [(int(p), None) for p in chosen]
     else:
         page = _signal_page(matched, sort, after, limit)

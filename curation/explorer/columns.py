@@ -41,7 +41,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,10 @@ COLUMNS_MIN_ROWS = 100_000
 MAX_SPAN = 64_000_000
 # A text signal with more distinct values than this is not kept (its codes would be big).
 TEXT_CODES_MAX = 1_000
+# After a query's own columns, the dataset's other signals are read ahead, up to this
+# share of the memory budget, unless its signals were written this recently.
+READ_AHEAD_SHARE = 0.5
+READ_AHEAD_QUIET_SECONDS = 60
 DTYPES = (Signal.Dtype.FLOAT, Signal.Dtype.INT, Signal.Dtype.BOOL, Signal.Dtype.TEXT)
 _INT64 = np.iinfo(np.int64)
 
@@ -92,6 +96,33 @@ class Column:
     has_nan: bool = False
     codes: dict[str, int] | None = None
     labels: tuple[str, ...] = ()
+    _order: list[np.ndarray] = field(default_factory=list, repr=False)
+    _order_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def order(self) -> np.ndarray:
+        """The positions of the documents with a value, in the order (value, position):
+        PostgreSQL's ascending order, NaN last (int32, 4 bytes a value). Sorted once
+        (~100 ms at 1M), on first use; ``sort_ahead`` sorts it in the background."""
+        with self._order_lock:
+            if not self._order:
+                positions = np.flatnonzero(self.valid)
+                ranks = np.argsort(self.values[positions], kind="stable")  # ties by position
+                self._order.append(positions[ranks].astype(np.int32))
+            return self._order[0]
+
+    @property
+    def ordered(self) -> bool:
+        return bool(self._order)
+
+    def sort_ahead(self) -> None:
+        """Sort ``order`` in a thread of this process, unless sorted or being sorted."""
+        if self.ordered or self._order_lock.locked():
+            return
+        sorter = threading.Thread(target=self.order, name="winnow-columns-sort", daemon=True)
+        with _lock:
+            _readers[:] = [t for t in _readers if t.is_alive()]
+            _readers.append(sorter)
+        sorter.start()
 
     @property
     def end_id(self) -> int:
@@ -99,11 +130,15 @@ class Column:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes + self.valid.nbytes)
+        """Its memory: values and flags, and the order once sorted (4 bytes a value)."""
+        extra = sum(o.nbytes for o in self._order)
+        return int(self.values.nbytes + self.valid.nbytes + extra)
 
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[int, str], Column] = OrderedDict()
+_reading: set[int] = set()  # datasets whose columns a thread is reading
+_readers: list[threading.Thread] = []  # the threads that read or sort columns
 
 
 def clear() -> None:
@@ -404,6 +439,127 @@ def _bits(hits: HitBits, lo: int, hi: int) -> np.ndarray:
     return flags
 
 
+def _wanted(query: ExplorerQuery) -> list[SignalColumn] | None:
+    """The columns a page and count of ``query`` read: its predicates' and its sort's."""
+    signals = _signals(query)
+    sort = query.sort.signal
+    if signals is None:
+        return None
+    extra = [sort] if sort is not None and sort.dtype in DTYPES else []
+    return list({s.column: s for s in (*signals, *extra)}.values())
+
+
+def columns_read_ahead(*, query: ExplorerQuery) -> bool:
+    """Start reading the columns ``query`` needs (its predicates' and its sort's) that are
+    not kept, in a thread of this process with a connection of its own; True when a read
+    started. The exact count that calls this has just been counted by PostgreSQL, and
+    the page's next responses find the columns kept. The dataset's other signals follow
+    (``_others``): a curator's next filter is often on another signal.
+
+    Not from a transaction (the thread would not see what it sees), nor when the memory
+    budget could not keep them, nor while another thread reads the same dataset's (the
+    reads would compete for the same disk and cores; the next count tries again)."""
+    if connection.in_atomic_block or _budget() <= 0:
+        return False
+    wanted = _wanted(query)
+    if wanted is None:
+        return False
+    from curation.services.signals import partition_row_estimate
+
+    rows = partition_row_estimate(query.dataset_id)
+    if rows < COLUMNS_MIN_ROWS or rows * 9 * len(wanted) > _budget():
+        return False  # small, or more than the memory could keep
+    key = query.dataset_id
+    with _lock:
+        if key in _reading:
+            return False
+        _reading.add(key)
+        _readers[:] = [t for t in _readers if t.is_alive()]
+        reader = threading.Thread(
+            target=_read_ahead,
+            args=(query.dataset_id, wanted, key, query.sort.signal),
+            name=f"winnow-columns-{query.dataset_id}",
+            daemon=True,
+        )
+        _readers.append(reader)
+    reader.start()
+    return True
+
+
+def _others(dataset_id: int, wanted: list[SignalColumn]) -> list[SignalColumn]:
+    """The dataset's other signals that have values, read ahead after ``wanted`` so that
+    the curator's next filters find them kept: as many as fit in ``READ_AHEAD_SHARE`` of
+    the memory budget (13 bytes a document each, with its sorted order), none while the
+    dataset's signals were written in the last ``READ_AHEAD_QUIET_SECONDS`` (a run still
+    writing would make them stale at once).
+
+    "Has values" is the planner's statistics of the partition (``null_frac`` below 1);
+    a partition never analyzed reads no others."""
+    from curation.services.signals import partition_name
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(created_at) > now() - make_interval(secs => %s), false) "
+            "FROM curation_signalwrite WHERE dataset_id = %s",
+            [READ_AHEAD_QUIET_SECONDS, int(dataset_id)],
+        )
+        if cursor.fetchone()[0]:
+            return []
+        cursor.execute(
+            "SELECT attname FROM pg_stats WHERE schemaname = current_schema() "
+            "AND tablename = %s AND null_frac < 1",
+            [partition_name(dataset_id)],
+        )
+        valued = {str(row[0]) for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT max(document_id) - min(document_id) + 1 FROM curation_signal_row "
+            "WHERE dataset_id = %s",
+            [int(dataset_id)],
+        )
+        span = int(cursor.fetchone()[0] or 0)
+    taken = {s.column for s in wanted}
+    with _lock:
+        taken |= {column for (dataset, column) in _cache if dataset == dataset_id}
+    room = int(_budget() * READ_AHEAD_SHARE) // max(1, span * 13) - len(wanted)
+    others = [
+        SignalColumn.of(signal)
+        for signal in Signal.objects.filter(dtype__in=DTYPES).order_by("pk")
+        if signal.column_name in valued and signal.column_name not in taken
+    ]
+    return others[: max(0, room)]
+
+
+def _read_ahead(
+    dataset_id: int, wanted: list[SignalColumn], key: int, sort: SignalColumn | None
+) -> None:
+    from django.db import connections
+
+    try:
+        found = _columns(dataset_id, wanted, read=True)
+        if found is not None:
+            if sort is not None and sort.column in found:  # the next pages walk its order
+                found[sort.column].order()
+            others = _others(dataset_id, wanted)
+            read = _columns(dataset_id, others, read=True) if others else None
+            # Any of them may be sorted by next: sort them now rather than on a page.
+            for column in [*found.values(), *(read or {}).values()]:
+                column.order()
+    except Exception:  # a thread has no caller to tell: the counts stay PostgreSQL's
+        logger.exception("reading the signal columns of dataset %s failed", dataset_id)
+    finally:
+        with _lock:
+            _reading.discard(key)
+        connections.close_all()  # this thread's own connection
+
+
+def wait(timeout: float | None = None) -> None:
+    """Wait for this process's column reads in progress (tests and the bench)."""
+    with _lock:
+        readers = list(_readers)
+    for reader in readers:
+        reader.join(timeout)
+
+
 @dataclass(frozen=True)
 class Matches:
     """The documents a query matches: ``mask[n]`` is document ``first_id + n``; the
@@ -419,11 +575,11 @@ class Matches:
 
 
 def columns_matches(
-    *, query: ExplorerQuery, read: bool = True, extra: tuple[SignalColumn, ...] = ()
+    *, query: ExplorerQuery, read: bool = False, extra: tuple[SignalColumn, ...] = ()
 ) -> Matches | None:
     """The documents ``query`` matches, from the dataset's columns; None when they cannot
-    answer it (see the module docstring). Without ``read``, only columns already kept
-    are used: a few ms, never a scan. ``extra`` columns (a page's sort) are read too."""
+    answer it (see the module docstring). Only columns already kept are used (a few ms,
+    never a scan), unless ``read``. ``extra`` columns (a page's sort) are needed too."""
     signals = _signals(query)
     if signals is None or any(s.dtype not in DTYPES for s in extra):
         return None
@@ -464,7 +620,7 @@ def columns_matches(
     return Matches(first_id=lo, mask=mask, columns=columns)
 
 
-def columns_count(*, query: ExplorerQuery, read: bool = True) -> int | None:
+def columns_count(*, query: ExplorerQuery, read: bool = False) -> int | None:
     """The exact count of ``query`` from the dataset's columns (``columns_matches``)."""
     matched = columns_matches(query=query, read=read)
     return None if matched is None else matched.count

@@ -341,15 +341,16 @@ def explorer_count(*, query: ExplorerQuery, settings: tuple[str, ...] | None = N
     """How many documents of the dataset match ``query`` (exact).
 
     A big dataset's signal query is counted from its columns in memory
-    (``columns.py``) when they can answer it; a text query with signal predicates is
-    read the cheaper way of ``text_plan.py``; any other query in PostgreSQL with
-    ``settings``, by default as ``count_settings`` says.
+    (``columns.py``) when they are kept; a text query with signal predicates is read
+    the cheaper way of ``text_plan.py``; any other query in PostgreSQL with
+    ``settings``, by default as ``count_settings`` says, and then the columns it needs
+    are read for the next ones, in the background.
     """
     if query.text and query.text_hits is None:
         from curation.explorer.text_plan import text_count
 
         return text_count(query=query)[0]
-    from curation.explorer.columns import columns_count
+    from curation.explorer.columns import columns_count, columns_read_ahead
 
     counted = columns_count(query=query)
     if counted is not None:
@@ -357,7 +358,9 @@ def explorer_count(*, query: ExplorerQuery, settings: tuple[str, ...] | None = N
     statement, params = count_sql(query)
     if settings is None:
         settings = count_settings(query)
-    return int(_execute(statement, params, query=query, settings=settings)[0][0])
+    counted = int(_execute(statement, params, query=query, settings=settings)[0][0])
+    columns_read_ahead(query=query)
+    return counted
 
 
 def explorer_count_estimate(*, query: ExplorerQuery) -> int:

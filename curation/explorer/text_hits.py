@@ -31,7 +31,7 @@ reads the AND of its words' bits when each has some. The first count of a common
 would still pay for the build, so the dataset's most common words are built ahead
 (``common_words_build``: the task after the search index, and after every import,
 queues it): a sample of documents gives each word's share, and every word whose
-estimated hits reach ``BITS_MIN_HITS`` gets its bits, up to ``COMMON_WORDS_MAX``, most
+estimated hits reach ``COMMON_MIN_HITS`` gets its bits, up to ``COMMON_WORDS_MAX``, most
 common first. Those are kept beside the newest ``KEEP_PER_DATASET`` built by counts.
 After an import that only appended, the words keep their earlier bits and the new
 documents are read once for all of them (``_appended_hits``).
@@ -56,18 +56,23 @@ from curation.models import TextHits
 logger = logging.getLogger(__name__)
 
 # From this many estimated hits, an exact count that reads every hit keeps them as bits.
-# At 1M documents (bench/explorer_bench.py) a count through bits costs ~180 ms whatever
-# the word; reading every hit of a word in 1 % of the documents costs about as much, of
-# one in 3 % twice as much, and building the bits costs a little more than reading them.
-BITS_MIN_HITS = 25_000
+# At 1M documents (bench/explorer_bench.py) a count through bits in PostgreSQL costs
+# ~50-180 ms whatever the word, about what reading every hit of a word in 1 % of the
+# documents costs; with the signal columns kept in memory (``columns.py``) it costs
+# ~7 ms, where reading every hit of a word in 0.1-1 % costs 10-95 ms. Building the
+# bits costs a little more than reading the hits, and keeps 125 kB per million ids.
+BITS_MIN_HITS = 1_000
 # Bitmaps kept per dataset (the newest) that counts built; each is one bit per id of the
 # dataset's range. The common words' bits (``common_words_build``) are kept beside them.
 KEEP_PER_DATASET = 16
 # No bitmap for a dataset whose ids span more than this (64M ids: 8 MB of bits a request).
 MAX_SPAN = 64_000_000
 # Common words: documents sampled for their shares (a share of 2.5 % is then seen in
-# ~100 of them, within ~20 %), and the most words built ahead (16 MB of bits at 1M).
+# ~100 of them, within ~20 %), the fewest estimated hits of a word built ahead (rarer
+# words get their bits at their first exact count), and the most words built ahead
+# (16 MB of bits at 1M).
 COMMON_SAMPLE_DOCUMENTS = 4_000
+COMMON_MIN_HITS = 25_000
 COMMON_WORDS_MAX = 128
 COMMON_SEED = 7
 
@@ -265,7 +270,7 @@ def _vectors(name: str, picked: sql.Composable) -> sql.Composable:
 
 
 def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
-    """The dataset's words whose estimated hits reach ``BITS_MIN_HITS``, most common first
+    """The dataset's words whose estimated hits reach ``COMMON_MIN_HITS``, most common first
     (``COMMON_WORDS_MAX`` at most): (the word's tsquery key, estimated hits).
 
     The estimate is the word's share of about ``COMMON_SAMPLE_DOCUMENTS`` documents read
@@ -285,7 +290,7 @@ def common_words(*, dataset_id: int, ids: DatasetIds) -> list[tuple[str, int]]:
         "HAVING count(*) * %s >= %s * (SELECT count(*) FROM sample) "
         "ORDER BY count(*) DESC, u.lexeme LIMIT %s"
     ).format(sample=_vectors("sample", picked))
-    params += [dataset_id, ids.documents, BITS_MIN_HITS, COMMON_WORDS_MAX]
+    params += [dataset_id, ids.documents, COMMON_MIN_HITS, COMMON_WORDS_MAX]
     with connection.cursor() as cursor:
         cursor.execute(statement.as_string(cursor.connection), params)
         rows = cursor.fetchall()

@@ -360,4 +360,9 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
         settings = count_settings(query)
     else:
         settings = _join_settings(read, hits, signal_matches)
-    return int(_execute(statement, params, query=query, settings=settings)[0][0]), read
+    counted = int(_execute(statement, params, query=query, settings=settings)[0][0])
+    if query.text_hits is not None:  # the word's next counts and pages read the columns
+        from curation.explorer.columns import columns_read_ahead
+
+        columns_read_ahead(query=query)
+    return counted, read

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -198,7 +199,7 @@ def test_columns_count_what_postgresql_counts(signals: Signals) -> None:
     nonzero = 0
     for query in random_queries(signals, 300, seed=5):
         expected = sql_count(query)
-        assert columns.columns_count(query=query) == expected, query
+        assert columns.columns_count(query=query, read=True) == expected, query
         nonzero += expected > 0
     assert nonzero > 50  # the queries are not all empty (83 of these 300 match something)
 
@@ -230,7 +231,11 @@ def walk(query: ExplorerQuery, size: int, *, columns_read: bool) -> list[tuple[A
         after = Cursor.decode(page.next_cursor.encode(query.sort), query.sort)
 
 
-def test_pages_from_the_columns_are_postgresql_pages(signals: Signals) -> None:
+@pytest.mark.parametrize("chunk", [3, column_pages.WALK_CHUNK])
+def test_pages_from_the_columns_are_postgresql_pages(
+    signals: Signals, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(column_pages, "WALK_CHUNK", chunk)  # a walk of several chunks
     rng = np.random.default_rng(8)
     sorts = [None, signals.score, signals.words, signals.flag, signals.lang, signals.size]
     walked = 0
@@ -276,7 +281,7 @@ def test_queries_the_columns_cannot_answer_count_in_postgresql(signals: Signals)
         signals.query(ranges=(score,), text="doc"),  # text without its bits
         signals.query(equals=(Equals(signal=signals.col(signals.flag), value="true"),)),
     ):
-        assert columns.columns_count(query=query) is None, query
+        assert columns.columns_count(query=query, read=True) is None, query
         assert explorer.explorer_count(query=query) == sql_count(query)
 
 
@@ -285,7 +290,7 @@ def test_a_text_signal_of_too_many_values_is_not_kept(
 ) -> None:
     monkeypatch.setattr(columns, "TEXT_CODES_MAX", 3)  # it has en, de, fr and ""
     query = signals.query(equals=(Equals(signal=signals.col(signals.lang), value="de"),))
-    assert columns.columns_count(query=query) is None
+    assert columns.columns_count(query=query, read=True) is None
     assert explorer.explorer_count(query=query) == sql_count(query) > 0
 
 
@@ -294,7 +299,7 @@ def test_a_small_dataset_counts_in_postgresql(
 ) -> None:
     monkeypatch.setattr(columns, "COLUMNS_MIN_ROWS", 100_000)
     query = signals.query(ranges=(Range(signal=signals.col(signals.score), lo=0.0),))
-    assert columns.columns_count(query=query) is None
+    assert columns.columns_count(query=query, read=True) is None
 
 
 def test_text_counts_through_bits_read_the_columns(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,9 +310,9 @@ def test_text_counts_through_bits_read_the_columns(monkeypatch: pytest.MonkeyPat
     read: list[ExplorerQuery] = []
     real = columns.columns_count
 
-    def spy(**kwargs: Any) -> int | None:
+    def spy(**kwargs: Any) -> int | None:  # the columns read at once, as if kept
         read.append(kwargs["query"])
-        return real(**kwargs)
+        return real(**{**kwargs, "read": True})
 
     monkeypatch.setattr(columns, "columns_count", spy)
     for query in queries(corpus):
@@ -345,12 +350,15 @@ def test_kept_columns_are_read_again_after_every_kind_of_signal_write(
     )
 
     def counted() -> int:
+        """PostgreSQL's count while the columns are not kept, then theirs."""
         n = explorer.explorer_count(query=query)
         assert n == sql_count(query)
+        columns.wait()
+        assert columns.columns_count(query=query) == n
         return n
 
     counted()
-    assert reads == [2]  # both columns in one read
+    assert reads == [2]  # both columns in one read, in the background
     counted()
     assert reads == [2]  # kept
     assert columns.kept_bytes() > 0
@@ -391,7 +399,7 @@ def test_a_write_that_commits_during_the_read_is_not_kept(
         return read
 
     monkeypatch.setattr(columns, "_read", racing)
-    assert columns.columns_count(query=query) is None
+    assert columns.columns_count(query=query, read=True) is None
     assert columns.kept_bytes() == 0
     monkeypatch.setattr(columns, "_read", real)
     assert explorer.explorer_count(query=query) == sql_count(query)
@@ -410,7 +418,7 @@ def test_a_transaction_that_wrote_signals_keeps_no_column() -> None:
         signal_values_write(
             signal=s.score, dataset_id=s.dataset.pk, values=[(d, 500.0) for d in s.ids[:20]]
         )
-        assert columns.columns_count(query=query) == sql_count(query) > before
+        assert columns.columns_count(query=query, read=True) == sql_count(query) > before
         assert columns.kept_bytes() == 0
         raise Undo
     assert explorer.explorer_count(query=query) == before
@@ -424,18 +432,19 @@ def test_columns_past_the_memory_budget_are_dropped_oldest_first(
     reads = count_reads(monkeypatch)
     one = s.query(ranges=(Range(signal=s.col(s.score), lo=0.0),))
     other = s.query(ranges=(Range(signal=s.col(s.words), lo=3),))
-    explorer.explorer_count(query=one)
+    assert columns.columns_count(query=one, read=True) == sql_count(one)
     size = columns.kept_bytes()
     assert size > 0
     settings.WINNOW_EXPLORER_COLUMNS_MB = size / 2**20 * 1.5  # room for one column
-    explorer.explorer_count(query=other)
+    columns.columns_count(query=other, read=True)
     assert columns.kept_bytes() == size  # the score column went
-    explorer.explorer_count(query=other)
-    explorer.explorer_count(query=one)
-    assert reads == [1, 1, 1]
+    assert columns.columns_count(query=one) is None
+    assert columns.columns_count(query=other) == sql_count(other)
+    assert reads == [1, 1]
     settings.WINNOW_EXPLORER_COLUMNS_MB = 0  # a column read now is used once, not kept
-    assert explorer.explorer_count(query=other) == sql_count(other)
+    assert columns.columns_count(query=one, read=True) == sql_count(one)
     assert columns.kept_bytes() == 0
+    assert not columns.columns_read_ahead(query=one)  # nothing to keep them in
 
 
 def test_every_writer_notes_its_write(signals: Signals) -> None:
@@ -476,7 +485,8 @@ def test_once_the_columns_are_kept_the_first_response_carries_the_exact_count() 
     count_url = f"/datasets/{s.dataset.slug}/explore/count/?min.{s.words.name}=2"
     counted = client.get(count_url, headers={"HX-Request": "true"}).content.decode()
     assert counted.strip() == f'<strong id="match-count">{expected}</strong>'
-    # The count kept the column: the next response counts exactly, with no second request.
+    columns.wait()
+    # The count read the column: the next response counts exactly, with no second request.
     fragment = client.get(url, params, headers={"HX-Request": "true"}).content.decode()
     assert f'<strong id="match-count">{expected}</strong>' in fragment
     assert "≈" not in fragment
@@ -485,3 +495,96 @@ def test_once_the_columns_are_kept_the_first_response_carries_the_exact_count() 
     assert [comparable(r) for r in exact.page.rows] == [
         comparable(r) for r in sql_page(query, None, explorer.PAGE_SIZE).rows
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_count_reads_the_sorts_column_too_so_the_next_page_comes_from_the_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Signals()
+    reads = count_reads(monkeypatch)
+    sort = Sort(signal=s.col(s.lang), descending=True)
+    query = s.query(ranges=(Range(signal=s.col(s.words), lo=2),), sort=sort)
+    assert explorer.explorer_results(query=query, after=None, exact_count=False).read == ""
+    assert explorer.explorer_count(query=query) == sql_count(query)
+    columns.wait()
+    assert reads == [2]  # once, for the range's column and the sort's
+    results = explorer.explorer_results(query=query, after=None, exact_count=False)
+    assert (results.read, results.count) == ("columns", sql_count(query))
+    assert [comparable(r) for r in results.page.rows] == [
+        comparable(r) for r in sql_page(query, None, explorer.PAGE_SIZE).rows
+    ]
+
+
+def test_no_read_ahead_from_inside_a_transaction(signals: Signals) -> None:
+    query = signals.query(ranges=(Range(signal=signals.col(signals.score), lo=0.0),))
+    assert not columns.columns_read_ahead(query=query)
+    assert explorer.explorer_count(query=query) == sql_count(query)
+    columns.wait()
+    assert columns.kept_bytes() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_datasets_columns_are_read_by_one_thread_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Signals()
+    query = s.query(ranges=(Range(signal=s.col(s.score), lo=0.0),))
+    release, reads = threading.Event(), []
+    real = columns._read
+
+    def slow(dataset_id: int, wanted: list[SignalColumn]) -> Any:
+        reads.append(dataset_id)
+        assert release.wait(30)
+        return real(dataset_id, wanted)
+
+    monkeypatch.setattr(columns, "_read", slow)
+    assert columns.columns_read_ahead(query=query)
+    assert not columns.columns_read_ahead(query=query)  # the first is still reading
+    other = s.query(ranges=(Range(signal=s.col(s.words), lo=0),))
+    assert not columns.columns_read_ahead(query=other)  # the same dataset: one at a time
+    release.set()
+    columns.wait()
+    assert reads == [s.dataset.pk]
+    assert columns.columns_count(query=query) == sql_count(query)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_datasets_other_signals_are_read_ahead_once_its_writes_are_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+
+    from curation.services.signals import partition_name
+
+    s = Signals()
+    define("col_empty", "float")  # no values in this dataset: never read ahead
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {partition_name(s.dataset.pk)}")
+    one = s.query(ranges=(Range(signal=s.col(s.score), lo=0.0),))
+    other = s.query(equals=(Equals(signal=s.col(s.lang), value="de"),))
+    reads = count_reads(monkeypatch)
+    explorer.explorer_count(query=one)
+    columns.wait()
+    assert reads == [1]  # the signals were written a moment ago: the query's column only
+    assert columns.columns_count(query=other) is None
+    monkeypatch.setattr(columns, "READ_AHEAD_QUIET_SECONDS", 0)
+    columns.clear()
+    explorer.explorer_count(query=one)
+    columns.wait()
+    assert reads == [1, 1, 5]  # then the five others with values, in one read
+    assert columns.columns_count(query=other) == sql_count(other)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sort_not_yet_in_order_pages_in_postgresql_while_it_is_sorted() -> None:
+    s = Signals()
+    query = s.query(ranges=(Range(signal=s.col(s.words), lo=2),))
+    assert columns.columns_count(query=query, read=True) is not None  # kept, never sorted
+    by_words = dataclasses.replace(query, sort=Sort(signal=s.col(s.words), descending=True))
+    first = explorer.explorer_results(query=by_words, after=None, exact_count=False)
+    assert (first.read, first.count) == ("", sql_count(query))  # the count is the columns'
+    columns.wait()
+    again = explorer.explorer_results(query=by_words, after=None, exact_count=False)
+    assert again.read == "columns"
+    assert [comparable(r) for r in again.page.rows] == [comparable(r) for r in first.page.rows]

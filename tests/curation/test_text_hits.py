@@ -291,7 +291,7 @@ def test_the_search_index_task_keeps_the_common_words_ahead_of_any_query(
     dataset = corpus.dataset
     # "doc" is in every document, "common" in half, "mid" in a tenth: with 150 hits at
     # least, the first two are common words, most common first.
-    monkeypatch.setattr(text_hits, "BITS_MIN_HITS", 150)
+    monkeypatch.setattr(text_hits, "COMMON_MIN_HITS", 150)
     ids = text_plan.dataset_ids(dataset.pk)
     assert ids is not None
     try:
