@@ -347,17 +347,17 @@ def count_without_columns(query: Any) -> int:
 
 def spy_column_reads() -> list[tuple[int, float]]:
     """Each read of signal columns from PostgreSQL: (dataset id, ms)."""
-    from curation.explorer import columns
+    from curation.explorer import column_store
 
     reads: list[tuple[int, float]] = []
-    read = columns._read
+    read = column_store._read
 
     def timed_read(dataset_id: int, signals: list[Any]) -> Any:
         ms, out = timed(partial(read, dataset_id, signals))
         reads.append((dataset_id, ms))
         return out
 
-    columns._read = timed_read  # type: ignore[assignment]
+    column_store._read = timed_read  # type: ignore[assignment]
     return reads
 
 

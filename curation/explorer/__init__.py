@@ -3,7 +3,9 @@
 ``filters``: the parsed filter (plain values); ``sources``: the rows a filter reads
 and its count SQL; ``query``: pages and the page, count and estimate selectors;
 ``histogram``: a signal's distribution and its SVG layout; ``search``: the state
-of a dataset's full-text search index.
+of a dataset's full-text search index. A big dataset's signal values kept in memory
+answer pages and exact counts in a few ms: ``columns`` (the matches, counts, reading
+ahead), ``column_store`` (reading and keeping them), ``column_pages`` (pages).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def sampled_count_sql(query: ExplorerQuery, *, percent: float) -> tuple[sql.Comp
 
 # How long a sample's (matches, rows) are kept: the htmx page's first response samples,
 # and its exact count, a moment later, asks the same sample whether to scan
-# (``query.count_settings``). The key holds the partition's write counters.
+# (``count_settings``). The key holds the partition's write counters.
 SAMPLE_CACHE_SECONDS = 120
 
 
@@ -149,3 +149,29 @@ def sampled_share(query: ExplorerQuery, *, total: float) -> float | None:
         return None
     matched, sampled = _sample(signals, percent=min(100.0, 100.0 * SAMPLE_ROWS / total))
     return matched / sampled if sampled else None
+
+
+# From this share of a big dataset's signal rows matching the signal predicates, an exact
+# count scans the partition instead of a bitmap of a signal's index. PostgreSQL chose the
+# (parallel) bitmap up to ~25 %, and a cached word's bit test made it worse: at 1M, counts
+# of 5-27 % matches took 170-320 ms so against 160-205 ms scanned; below 2 % the bitmap
+# wins (10-60 against 110-190 ms; bench/explorer_bench.py and the README).
+SEQ_SCAN_MIN_SHARE = 0.04
+
+
+def count_settings(query: ExplorerQuery) -> tuple[str, ...]:
+    """``enable_bitmapscan = off`` for the exact count of a query over signal rows (with a
+    text's bits or none) on a big dataset whose signal predicates match at least
+    ``SEQ_SCAN_MIN_SHARE`` of them, by a block sample (a few ms); else no setting."""
+    from curation.explorer.text_plan import PLAN_MIN_DOCUMENTS
+    from curation.services.signals import partition_row_estimate
+
+    if query.reads_documents or not query.reads_signals:
+        return ()
+    total = partition_row_estimate(query.dataset_id)
+    if total < PLAN_MIN_DOCUMENTS:
+        return ()
+    share = sampled_share(query, total=total)
+    if share is None or share < SEQ_SCAN_MIN_SHARE:
+        return ()
+    return ("enable_bitmapscan = off",)

@@ -324,7 +324,8 @@ def text_count(*, query: ExplorerQuery) -> tuple[int, str]:
     cached as bits: their number, or the signal rows each testing a bit) or ``built``
     (every hit read and cached as bits first: ``text_hits.py``)."""
     from curation.explorer import text_hits
-    from curation.explorer.query import _execute, count_settings
+    from curation.explorer.estimate import count_settings
+    from curation.explorer.query import _execute
     from curation.explorer.sources import count_sql
 
     ids = dataset_ids(query.dataset_id) if query.text else None

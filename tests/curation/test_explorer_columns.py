@@ -27,6 +27,7 @@ from curation.explorer import (
     Range,
     SignalColumn,
     column_pages,
+    column_store,
     columns,
     text_hits,
     text_plan,
@@ -288,7 +289,7 @@ def test_queries_the_columns_cannot_answer_count_in_postgresql(signals: Signals)
 def test_a_text_signal_of_too_many_values_is_not_kept(
     signals: Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(columns, "TEXT_CODES_MAX", 3)  # it has en, de, fr and ""
+    monkeypatch.setattr(column_store, "TEXT_CODES_MAX", 3)  # it has en, de, fr and ""
     query = signals.query(equals=(Equals(signal=signals.col(signals.lang), value="de"),))
     assert columns.columns_count(query=query, read=True) is None
     assert explorer.explorer_count(query=query) == sql_count(query) > 0
@@ -327,13 +328,13 @@ def test_text_counts_through_bits_read_the_columns(monkeypatch: pytest.MonkeyPat
 
 def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reads: list[int] = []
-    real = columns._read
+    real = column_store._read
 
     def spy(dataset_id: int, wanted: list[SignalColumn]) -> Any:
         reads.append(len(wanted))
         return real(dataset_id, wanted)
 
-    monkeypatch.setattr(columns, "_read", spy)
+    monkeypatch.setattr(column_store, "_read", spy)
     return reads
 
 
@@ -391,17 +392,17 @@ def test_a_write_that_commits_during_the_read_is_not_kept(
 ) -> None:
     s = Signals()
     query = s.query(ranges=(Range(signal=s.col(s.score), lo=0.0),))
-    real = columns._read
+    real = column_store._read
 
     def racing(dataset_id: int, wanted: list[SignalColumn]) -> Any:
         read = real(dataset_id, wanted)
         signal_values_write(signal=s.score, dataset_id=dataset_id, values=[(s.ids[0], 9.0)])
         return read
 
-    monkeypatch.setattr(columns, "_read", racing)
+    monkeypatch.setattr(column_store, "_read", racing)
     assert columns.columns_count(query=query, read=True) is None
     assert columns.kept_bytes() == 0
-    monkeypatch.setattr(columns, "_read", real)
+    monkeypatch.setattr(column_store, "_read", real)
     assert explorer.explorer_count(query=query) == sql_count(query)
 
 
@@ -531,14 +532,14 @@ def test_a_datasets_columns_are_read_by_one_thread_at_a_time(
     s = Signals()
     query = s.query(ranges=(Range(signal=s.col(s.score), lo=0.0),))
     release, reads = threading.Event(), []
-    real = columns._read
+    real = column_store._read
 
     def slow(dataset_id: int, wanted: list[SignalColumn]) -> Any:
         reads.append(dataset_id)
         assert release.wait(30)
         return real(dataset_id, wanted)
 
-    monkeypatch.setattr(columns, "_read", slow)
+    monkeypatch.setattr(column_store, "_read", slow)
     assert columns.columns_read_ahead(query=query)
     assert not columns.columns_read_ahead(query=query)  # the first is still reading
     other = s.query(ranges=(Range(signal=s.col(s.words), lo=0),))

@@ -449,14 +449,15 @@ def test_counts_of_broad_signal_predicates_scan_instead_of_a_bitmap(
     """``count_settings``: bitmap scans off when the signal predicates alone match at least
     SEQ_SCAN_MIN_SHARE of the signal rows (the text left out: its bits are not sampled),
     nothing for narrow ones or small datasets; the counts are Python's either way."""
+    from curation.explorer import estimate as explorer_estimate
     from curation.explorer import query as explorer_query
 
     broad = corpus.query("common", ranges=(Range(signal=corpus.score, lo=0.0, hi=0.9),))
     narrow = corpus.query("common", ranges=(Range(signal=corpus.score, lo=0.5, hi=0.5),))
     plain = dataclasses.replace(broad, text="")
-    assert explorer_query.count_settings(plain) == ("enable_bitmapscan = off",)
-    assert explorer_query.count_settings(dataclasses.replace(narrow, text="")) == ()
-    assert explorer_query.count_settings(broad) == ()  # reads documents: not its call
+    assert explorer_estimate.count_settings(plain) == ("enable_bitmapscan = off",)
+    assert explorer_estimate.count_settings(dataclasses.replace(narrow, text="")) == ()
+    assert explorer_estimate.count_settings(broad) == ()  # reads documents: not its call
     ran: list[tuple[str, ...]] = []
     execute = explorer_query._execute
 
@@ -479,4 +480,4 @@ def test_counts_of_broad_signal_predicates_scan_instead_of_a_bitmap(
     )
     assert ran == [("enable_bitmapscan = off",)]
     monkeypatch.setattr(text_plan, "PLAN_MIN_DOCUMENTS", 10_000)
-    assert explorer_query.count_settings(plain) == ()
+    assert explorer_estimate.count_settings(plain) == ()
