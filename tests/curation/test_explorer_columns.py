@@ -227,6 +227,7 @@ def walk(query: ExplorerQuery, size: int, *, columns_read: bool) -> list[tuple[A
         else:
             page = sql_page(query, after, size)
         rows += [comparable(row) for row in page.rows]
+        assert len(rows) <= N, query  # a cursor that does not advance repeats its page
         if page.next_cursor is None:
             return rows
         after = Cursor.decode(page.next_cursor.encode(query.sort), query.sort)
