@@ -590,3 +590,39 @@ def test_a_sort_not_yet_in_order_pages_in_postgresql_while_it_is_sorted() -> Non
     again = explorer.explorer_results(query=by_words, after=None, exact_count=False)
     assert again.read == "columns"
     assert [comparable(r) for r in again.page.rows] == [comparable(r) for r in first.page.rows]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_browser_a_big_datasets_counts_come_exact_at_once_after_its_columns_are_read(
+    page: Any, live_server: Any
+) -> None:
+    UserFactory(username="curator")
+    s = Signals()
+    Dataset.objects.filter(pk=s.dataset.pk).update(document_count=500_000)
+    counts: list[str] = []
+    page.on("request", lambda r: counts.append(r.url) if "/explore/count/" in r.url else None)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "curator")
+    page.fill("input[name=password]", "pw-for-tests-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/datasets/{s.dataset.slug}/explore/")
+
+    def expect(lo: float) -> str:
+        query = s.query(ranges=(Range(signal=s.col(s.score), lo=lo),))
+        return str(sql_count(query))
+
+    threshold = page.locator(f'[name="min.{s.score.name}"]')
+    threshold.fill("0.5")
+    threshold.press("Tab")  # an estimate first, then the count request reads PostgreSQL
+    wanted = expect(0.5)
+    page.wait_for_function(f"document.querySelector('#match-count').innerText === '{wanted}'")
+    assert len(counts) == 1
+    columns.wait()  # that count started reading the columns in the server's process
+    threshold.fill("-0.5")
+    threshold.press("Tab")
+    wanted = expect(-0.5)
+    page.wait_for_function(f"document.querySelector('#match-count').innerText === '{wanted}'")
+    assert page.locator("#match-count[hx-get]").count() == 0
+    assert len(counts) == 1  # exact in the first response: no count request followed
