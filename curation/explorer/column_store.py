@@ -25,6 +25,7 @@ from psycopg import sql
 
 from curation.explorer.filters import SignalColumn
 from curation.models import Signal
+from curation.services.signals import signal_writes_seen
 
 logger = logging.getLogger(__name__)
 
@@ -143,19 +144,6 @@ def wait(timeout: float | None = None) -> None:
         readers = list(_readers)
     for reader in readers:
         reader.join(timeout)
-
-
-def _writes(dataset_id: int) -> tuple[int, bool]:
-    """The dataset's count of signal writes in this snapshot (``SignalWrite``), and
-    whether this transaction has written nothing (a writing transaction keeps no column)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(writes), 0), pg_current_xact_id_if_assigned() IS NULL "
-            "FROM curation_signalwrite WHERE dataset_id = %s",
-            [int(dataset_id)],
-        )
-        count, clean = cursor.fetchone()
-    return int(count), bool(clean)
 
 
 def _text_codes(dataset_id: int, column: str) -> list[str] | None:
@@ -293,7 +281,7 @@ def columns_of(
 ) -> dict[str, Column] | None:
     """The signals' columns as of this snapshot's writes: kept ones, the rest read when
     ``read`` (None without it, or when the read could not be trusted or kept)."""
-    writes, clean = _writes(dataset_id)
+    writes, clean = signal_writes_seen(dataset_id)
     found: dict[str, Column] = {}
     with _lock:
         for signal in signals:
@@ -319,7 +307,7 @@ def columns_of(
     except ValueError:  # values this module did not expect: count in PostgreSQL
         logger.exception("could not read the signal columns of dataset %s", dataset_id)
         return None
-    after, _ = _writes(dataset_id)
+    after, _ = signal_writes_seen(dataset_id)
     if after != writes:
         return None  # a write committed during the read: it may or may not be in it
     found.update(loaded)

@@ -58,7 +58,8 @@ def signals_changed(cursor: Any, dataset_id: int) -> None:
 
     Every statement that writes ``curation_signal_row`` calls this on the same cursor
     (``SignalWrite``): the explorer's in-memory columns (``explorer/columns.py``) are
-    read only while the count of these rows is the one they were read at.
+    used only while the dataset's write count (``signal_writes_seen``) is the one they
+    were read at.
     """
     cursor.execute(
         "INSERT INTO curation_signalwrite (dataset_id, writes, created_at) VALUES (%s, 1, now())",
@@ -66,14 +67,17 @@ def signals_changed(cursor: Any, dataset_id: int) -> None:
     )
 
 
-def signal_write_count(dataset_id: int) -> int:
-    """How many writes of the dataset's signal values this snapshot sees (``SignalWrite``)."""
+def signal_writes_seen(dataset_id: int) -> tuple[int, bool]:
+    """How many writes of the dataset's signal values this snapshot sees (``SignalWrite``),
+    and whether this transaction has written nothing (so none of them may roll back)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT coalesce(sum(writes), 0) FROM curation_signalwrite WHERE dataset_id = %s",
+            "SELECT coalesce(sum(writes), 0), pg_current_xact_id_if_assigned() IS NULL "
+            "FROM curation_signalwrite WHERE dataset_id = %s",
             [int(dataset_id)],
         )
-        return int(cursor.fetchone()[0])
+        count, clean = cursor.fetchone()
+    return int(count), bool(clean)
 
 
 @transaction.atomic

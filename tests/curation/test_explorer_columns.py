@@ -41,8 +41,8 @@ from curation.services.signals import (
     signal_rows_write,
     signal_values_clear,
     signal_values_write,
-    signal_write_count,
     signal_writes_compact,
+    signal_writes_seen,
 )
 from tests.curation.factories import UserFactory, make_dataset
 from tests.curation.test_explorer import define
@@ -376,9 +376,9 @@ def test_kept_columns_are_read_again_after_every_kind_of_signal_write(
     ]
     seen = [counted()]
     for write in writes:
-        before = signal_write_count(s.dataset.pk)
+        before = signal_writes_seen(s.dataset.pk)[0]
         write()
-        assert signal_write_count(s.dataset.pk) == before + 1
+        assert signal_writes_seen(s.dataset.pk)[0] == before + 1
         seen.append(counted())
     assert len(reads) == 1 + len(writes)
     signal_writes_compact(dataset_id=s.dataset.pk)  # the same writes: the columns stay
@@ -459,9 +459,9 @@ def test_every_writer_notes_its_write(signals: Signals) -> None:
     for _ in range(2):  # one row of the same sum; compacting that changes nothing
         signal_writes_compact(dataset_id=signals.dataset.pk)
         assert list(writes.values_list("writes", flat=True)) == [4]
-        assert signal_write_count(signals.dataset.pk) == 4
+        assert signal_writes_seen(signals.dataset.pk)[0] == 4
     signal_values_clear(signal=signals.flag, dataset=signals.dataset)
-    assert signal_write_count(signals.dataset.pk) == 5
+    assert signal_writes_seen(signals.dataset.pk)[0] == 5
     dataset_delete(dataset=signals.dataset)
     assert not writes.exists()
 
