@@ -61,7 +61,6 @@ from curation.explorer.filters import (
     DedupStatus,
     Equals,
     ExplorerQuery,
-    HitBits,
     Range,
     SignalColumn,
 )
@@ -160,18 +159,6 @@ def _dedup(
     if pred.status == "alone":
         return kept & (~size_valid | (size_values <= 1))
     raise ValueError(f"unknown duplicate status {pred.status!r}")
-
-
-def _bits(hits: HitBits, lo: int, hi: int) -> np.ndarray:
-    """The text's cached hits (``get_bit`` order) as flags of the ids ``[lo, hi)``."""
-    flags = np.zeros(hi - lo, dtype=bool)
-    a, b = max(lo, hits.first_id), min(hi, hits.last_id + 1)
-    if b > a:
-        start, n = a - hits.first_id, b - a
-        packed = np.frombuffer(hits.bits, dtype=np.uint8)[start // 8 : (start + n + 7) // 8]
-        unpacked = np.unpackbits(packed, bitorder="little")[start % 8 : start % 8 + n]
-        flags[a - lo : b - lo] = unpacked.astype(bool)
-    return flags
 
 
 def _wanted(query: ExplorerQuery) -> list[SignalColumn] | None:
@@ -331,7 +318,7 @@ def columns_matches(
         _, size_values, size_valid = sliced(dd.size)
         both(_dedup((keep_values, keep_valid), (size_values, size_valid), dd))
     if query.text_hits is not None:
-        both(_bits(query.text_hits, lo, hi))
+        both(query.text_hits.flags(lo, hi))
     assert mask is not None  # _signals: at least one signal predicate
     return Matches(first_id=lo, mask=mask, columns=columns)
 

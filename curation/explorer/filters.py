@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from curation.models import Signal
 
 DEDUP_KINDS = ("exact", "minhash", "semantic")
@@ -143,6 +145,17 @@ class HitBits:
     last_id: int
     hits: int
     bits: bytes = field(repr=False)
+
+    def flags(self, lo: int, hi: int) -> np.ndarray:
+        """One flag per document id of ``[lo, hi)``: True for a hit (False outside the bits)."""
+        flags = np.zeros(max(0, hi - lo), dtype=bool)
+        a, b = max(lo, self.first_id), min(hi, self.last_id + 1)
+        if b > a:
+            start, n = a - self.first_id, b - a
+            packed = np.frombuffer(self.bits, dtype=np.uint8)[start // 8 : (start + n + 7) // 8]
+            unpacked = np.unpackbits(packed, bitorder="little")[start % 8 : start % 8 + n]
+            flags[a - lo : b - lo] = unpacked.astype(bool)
+        return flags
 
 
 @dataclass(frozen=True)

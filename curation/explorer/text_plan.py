@@ -207,13 +207,7 @@ class _Probe:
 
 def _bits_in(bits: HitBits, window: tuple[int, int]) -> int:
     """How many of ``bits``' hits have ids in ``[lo, hi)``."""
-    lo = max(window[0], bits.first_id) - bits.first_id
-    hi = min(window[1], bits.last_id + 1) - bits.first_id
-    if hi <= lo:
-        return 0
-    span = np.frombuffer(bits.bits, dtype=np.uint8)[lo // 8 : (hi + 7) // 8]
-    flags = np.unpackbits(span, bitorder="little")
-    return int(flags[lo % 8 : lo % 8 + hi - lo].sum())
+    return int(np.count_nonzero(bits.flags(*window)))
 
 
 def _probe(
