@@ -25,7 +25,13 @@ from django.db import connection
 
 from curation.explorer.columns import Column, Matches, columns_matches
 from curation.explorer.filters import Cursor, ExplorerQuery, Sort
-from curation.explorer.query import PREVIEW_CHARS, ExplorerResults, ExplorerRow, _paged
+from curation.explorer.query import (
+    PREVIEW_CHARS,
+    ExplorerResults,
+    ExplorerRow,
+    _paged,
+    sql_page,
+)
 from curation.models import Signal
 
 
@@ -178,7 +184,9 @@ def columns_results(
     *, query: ExplorerQuery, after: Cursor | None, size: int, read: bool = False
 ) -> ExplorerResults | None:
     """A page of ``size`` and the exact count from the kept columns (``read``: read any
-    that are not kept), or None when they cannot answer (``columns.columns_matches``)."""
+    that are not kept), or None when they cannot answer (``columns.columns_matches``).
+    While the sort's column is not yet in order, the page is PostgreSQL's (the count
+    still the columns')."""
     sort = query.sort
     extra = () if sort.signal is None else (sort.signal,)
     matched = columns_matches(query=query, read=read, extra=extra)
@@ -187,7 +195,8 @@ def columns_results(
     limit = size + 1
     if sort.signal is not None and not read and not matched.columns[sort.signal.column].ordered:
         matched.columns[sort.signal.column].sort_ahead()  # this page is PostgreSQL's
-        return None
+        page_read = sql_page(query=query, after=after, size=size)
+        return ExplorerResults(page=page_read, count=matched.count, estimate=None)
     if sort.signal is None:
         past = None if after is None else after.id - matched.first_id
         chosen = _ids_page(matched.mask, past, limit, sort.descending)

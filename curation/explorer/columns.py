@@ -263,6 +263,11 @@ def _read_ahead(dataset_id: int, wanted: list[SignalColumn], sort: SignalColumn 
         connections.close_all()  # this thread's own connection
 
 
+def any_kept(dataset_id: int) -> bool:
+    """Whether this process keeps any column of the dataset (of any write count): free."""
+    return bool(kept_of(dataset_id))
+
+
 @dataclass(frozen=True)
 class Matches:
     """The documents a query matches: ``mask[n]`` is document ``first_id + n``; the
@@ -285,6 +290,8 @@ def columns_matches(
     never a scan), unless ``read``. ``extra`` columns (a page's sort) are needed too."""
     signals = _signals(query)
     if signals is None or any(s.dtype not in DTYPES for s in extra):
+        return None
+    if not read and not any_kept(query.dataset_id):  # nothing to answer from: no query
         return None
     from curation.services.signals import partition_row_estimate
 

@@ -306,6 +306,11 @@ def explorer_page(
     kept = columns_results(query=query, after=after, size=size)
     if kept is not None:
         return kept.page
+    return sql_page(query=query, after=after, size=size)
+
+
+def sql_page(*, query: ExplorerQuery, after: Cursor | None, size: int) -> ExplorerPage:
+    """``explorer_page`` read by PostgreSQL (``page_sql``), never from the columns."""
     statement, params = page_sql(query, after=after, limit=size + 1)
     return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
 
@@ -377,10 +382,13 @@ class ExplorerResults:
 def _with_kept_bits(query: ExplorerQuery) -> ExplorerQuery:
     """``query`` with its text's kept bits (``text_hits.py``) when it has signal predicates
     beside the text and the bits exist, so the columns in memory can answer it."""
+    from curation.explorer.columns import any_kept
     from curation.explorer.text_hits import cached_hits, may_use_bits
     from curation.explorer.text_plan import dataset_ids
 
     if query.text_hits is not None or not query.reads_signals or not may_use_bits(query):
+        return query
+    if not any_kept(query.dataset_id):  # the bits would serve nothing: skip their lookup
         return query
     ids = dataset_ids(query.dataset_id)
     bits = cached_hits(query, ids) if ids is not None else None
@@ -412,7 +420,7 @@ def explorer_results(
         return ExplorerResults(
             page=_paged(found, size), count=text.count, estimate=text.estimate, read=text.read
         )
-    page = explorer_page(query=query, after=after, size=size)
+    page = sql_page(query=query, after=after, size=size)  # the columns could not answer
     if exact_count:
         return ExplorerResults(page=page, count=explorer_count(query=query), estimate=None)
     from curation.explorer.columns import columns_count

@@ -32,8 +32,9 @@ from curation.explorer import (
     text_hits,
     text_plan,
 )
+from curation.explorer import query as explorer_query
 from curation.explorer.filters import Cursor, HitBits, Sort
-from curation.explorer.query import ExplorerPage, ExplorerRow, _execute, _paged
+from curation.explorer.query import ExplorerPage, ExplorerRow, _execute
 from curation.models import Dataset, Document, Signal, SignalWrite
 from curation.services.datasets import dataset_delete, dataset_recount
 from curation.services.signals import (
@@ -211,8 +212,8 @@ def comparable(row: ExplorerRow) -> tuple[Any, ...]:
 
 
 def sql_page(query: ExplorerQuery, after: Cursor | None, size: int) -> ExplorerPage:
-    statement, params = explorer.page_sql(query, after=after, limit=size + 1)
-    return _paged([ExplorerRow(*row) for row in _execute(statement, params, query=query)], size)
+    """PostgreSQL's page (``page_sql``), never the columns'."""
+    return explorer_query.sql_page(query=query, after=after, size=size)
 
 
 def walk(query: ExplorerQuery, size: int, *, columns_read: bool) -> list[tuple[Any, ...]]:
