@@ -201,7 +201,7 @@ def columns_read_ahead(*, query: ExplorerQuery) -> bool:
     )
 
 
-def _others(dataset_id: int, wanted: list[SignalColumn]) -> list[SignalColumn]:
+def _others(dataset_id: int, wanted: list[SignalColumn], span: int) -> list[SignalColumn]:
     """The dataset's other signals that have values, read ahead after ``wanted`` so that
     the curator's next filters find them kept: as many as fit in ``READ_AHEAD_SHARE`` of
     the memory budget (13 bytes a document each, with its sorted order), none while the
@@ -209,7 +209,7 @@ def _others(dataset_id: int, wanted: list[SignalColumn]) -> list[SignalColumn]:
     writing would make them stale at once).
 
     "Has values" is the planner's statistics of the partition (``null_frac`` below 1);
-    a partition never analyzed reads no others."""
+    a partition never analyzed reads no others. ``span``: the ids a column covers."""
     from curation.services.signals import partition_name
 
     with connection.cursor() as cursor:
@@ -226,12 +226,6 @@ def _others(dataset_id: int, wanted: list[SignalColumn]) -> list[SignalColumn]:
             [partition_name(dataset_id)],
         )
         valued = {str(row[0]) for row in cursor.fetchall()}
-        cursor.execute(
-            "SELECT max(document_id) - min(document_id) + 1 FROM curation_signal_row "
-            "WHERE dataset_id = %s",
-            [int(dataset_id)],
-        )
-        span = int(cursor.fetchone()[0] or 0)
     taken = {s.column for s in wanted}
     taken |= kept_of(dataset_id)
     room = int(budget() * READ_AHEAD_SHARE) // max(1, span * 13) - len(wanted)
@@ -251,7 +245,8 @@ def _read_ahead(dataset_id: int, wanted: list[SignalColumn], sort: SignalColumn 
         if found is not None:
             if sort is not None and sort.column in found:  # the next pages walk its order
                 found[sort.column].order()
-            others = _others(dataset_id, wanted)
+            span = max(len(column.values) for column in found.values())  # ids read
+            others = _others(dataset_id, wanted, span)
             read = columns_of(dataset_id, others, read=True) if others else None
             # Any of them may be sorted by next: sort them now rather than on a page.
             for column in [*found.values(), *(read or {}).values()]:
